@@ -1,0 +1,53 @@
+"""Instants as integer microseconds since the Unix epoch (UTC).
+
+The core never compares datetimes: integer microseconds make window and
+deadline arithmetic exact (no float rounding, no timezone surprises) and make
+per-household state cheap to serialize. Text form is ISO 8601 in UTC with a
+``Z`` suffix, so every runtime writes byte-identical lifecycle records.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROS_PER_SECOND = 1_000_000
+MICROS_PER_MINUTE = 60 * MICROS_PER_SECOND
+MICROS_PER_HOUR = 60 * MICROS_PER_MINUTE
+MICROS_PER_DAY = 24 * MICROS_PER_HOUR
+
+
+class InstantError(ValueError):
+    """A timestamp that cannot be placed on the time line (e.g. no offset)."""
+
+
+def from_datetime(moment: datetime) -> int:
+    """Microseconds since the epoch; refuses naive datetimes (they are ambiguous)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InstantError("timestamp has no UTC offset")
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * MICROS_PER_SECOND + delta.microseconds
+
+
+def to_datetime(micros: int) -> datetime:
+    """The UTC datetime for an instant (exact: no float conversion)."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def format_instant(micros: int) -> str:
+    """ISO 8601 in UTC, ``Z`` suffix, microseconds only when non-zero."""
+    return to_datetime(micros).isoformat().replace("+00:00", "Z")
+
+
+def parse_instant(text: str) -> int:
+    """Parse an ISO 8601 timestamp that carries an offset (``Z`` accepted)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InstantError(f"not an ISO 8601 timestamp: {text!r}") from exc
+    return from_datetime(moment)
+
+
+def now_micros() -> int:
+    """The wall clock, for live runtimes only — the core never calls this."""
+    return from_datetime(datetime.now(UTC))

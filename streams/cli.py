@@ -1,0 +1,143 @@
+"""The ``jiahe`` command line (DESIGN.md, "Command-line contract")."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+
+from events.instants import InstantError, format_instant, parse_instant
+from rules.engine import Engine
+from rules.pack import DEFAULT_PACK_PATH, RulePackError, load_pack
+from rules.replay import Counts, Replay
+
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def _instant(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except InstantError as exc:
+        raise click.BadParameter(f"{exc} (use ISO 8601 with an offset, e.g. "
+                                 "2026-11-20T00:00:00+08:00)") from exc
+
+
+def _engine(pack: Path | None) -> Engine:
+    try:
+        return Engine(load_pack(pack or DEFAULT_PACK_PATH))
+    except RulePackError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def print_counts(counts: Counts, title: str) -> None:
+    console.print(
+        f"{title}: received {counts.received}, processed {counts.processed}, "
+        f"duplicates {counts.duplicates}, rejected {counts.rejected}"
+        + (f", notices {counts.notices}" if counts.notices else "")
+    )
+    for reason, n in counts.reasons.most_common(12):
+        console.print(f"  rejected {n:>6} × {reason}")
+    if not counts.reconciles:  # pragma: no cover - an invariant, reported loudly if broken
+        console.print("[red]COUNTS DO NOT RECONCILE[/red]")
+
+
+@click.group()
+@click.option("--home", type=click.Path(path_type=Path), envvar="JIAHE_HOME", default=".jiahe",
+              show_default=True, help="State of the embedded runtime ($JIAHE_HOME).")
+@click.pass_context
+def main(ctx: click.Context, home: Path) -> None:
+    """jiahe (家和): risk early warning for a women's federation network."""
+    ctx.obj = {"home": home}
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--warnings-out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the lifecycle records (JSONL).")
+@click.option("--as-of", "as_of", help="Event-time clock: fire deadlines due up to this instant "
+              "at the end of input (default: the latest occurred_at).")
+@click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rule pack YAML (default: the built-in pack).")
+@click.option("--rejects-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write each rejected line with its reason (JSONL).")
+def replay(file: Path, warnings_out: Path, as_of: str | None, pack: Path | None,
+           rejects_out: Path | None) -> None:
+    """Run the engine alone over a JSONL file, in file order."""
+    limit = _instant(as_of)
+    runner = Replay(_engine(pack))
+    rejects = rejects_out.open("wb") if rejects_out else None
+    written = 0
+    with file.open("rb") as source, warnings_out.open("wb") as out:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            decoded, outcome = runner.feed_line(line)
+            if outcome is None or outcome.status == "rejected":
+                if rejects is not None:
+                    reason = outcome.reason if outcome else decoded.reason  # type: ignore[union-attr]
+                    rejects.write(orjson.dumps({"line": number, "reason": reason,
+                                                "raw": line.decode("utf-8", "replace")}) + b"\n")
+                continue
+            for record in outcome.records:
+                out.write(orjson.dumps(record) + b"\n")
+                written += 1
+        for record in runner.finish(limit):
+            out.write(orjson.dumps(record) + b"\n")
+            written += 1
+    if rejects is not None:
+        rejects.close()
+    print_counts(runner.counts, "replay")
+    clock = format_instant(limit) if limit is not None else (
+        format_instant(runner.max_occurred) if runner.max_occurred else "-")
+    console.print(f"lifecycle records: {written} → {warnings_out} (as of {clock})")
+
+
+@main.group()
+def schema() -> None:
+    """Event schemas for field-app authors."""
+
+
+@schema.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def schema_export(directory: Path) -> None:
+    """Write one JSON Schema file per event type into DIRECTORY."""
+    from events.schema_export import export_schemas
+
+    for path in export_schemas(directory):
+        console.print(str(path))
+
+
+def emit_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
+    """Print rows as table, jsonl or csv (instants already ISO strings)."""
+    if fmt == "jsonl":
+        out = sys.stdout.buffer
+        for row in rows:
+            out.write(orjson.dumps(row) + b"\n")
+        out.flush()
+        return
+    if fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["|".join(v) if isinstance(v, list) else ("" if v is None else v)
+                             for v in (row.get(c) for c in columns)])
+        return
+    from rich.table import Table
+
+    table = Table(*columns, show_lines=False)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+    console.print(f"{len(rows)} rows")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
