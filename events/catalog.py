@@ -8,12 +8,10 @@ the raw envelope.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
-
-from events.orgunits import check_community
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 Indicator = Literal[
     "marital_conflict",
@@ -43,76 +41,75 @@ Action = Literal[
 ]
 Resolution = Literal["resolved_locally", "referred", "closed_no_action"]
 
-_UUID = re.compile(
+# Constraints are patterns (checked in pydantic-core, not in Python) because
+# every event passes through here: a Python validator per field costs more
+# than all the rest of the validation. ``events.codec`` turns a pattern
+# mismatch into a sentence that names the rule.
+UUID_PATTERN = (
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
+_NONZERO2 = "(?:[0-9][1-9]|[1-9]0)"
+_NONZERO3 = "(?:[0-9]{2}[1-9]|[0-9][1-9]0|[1-9]00)"
+#: A community/village code: no digit group of the 12 is all zeros.
+COMMUNITY_PATTERN = f"^{_NONZERO2}{_NONZERO2}{_NONZERO2}{_NONZERO3}{_NONZERO3}$"
 
-
-def _check_uuid(value: str) -> str:
-    if not _UUID.match(value):
-        raise ValueError("event_id must be a UUID")
-    return value
-
-
-def _check_org_unit(value: str) -> str:
-    return check_community(value)
-
-
-EventId = Annotated[str, AfterValidator(_check_uuid)]
-CommunityCode = Annotated[str, AfterValidator(_check_org_unit)]
+EventId = Annotated[str, Field(pattern=UUID_PATTERN)]
+CommunityCode = Annotated[str, Field(pattern=COMMUNITY_PATTERN)]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
+FreeText = Annotated[str, Field(max_length=20_000)]
 
 
-class _Data(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", strict=False)
+# ``data`` payloads are TypedDicts validated by pydantic: typed, checked, and
+# three times cheaper to build than nested models (measured: 3.8 µs vs 9.9 µs
+# per visit). Treat them as read-only.
 
 
-class VisitData(_Data):
+class VisitData(TypedDict):
     indicators: list[Indicator]
-    notes: str = Field(default="", max_length=20_000)
+    notes: NotRequired[FreeText]
 
 
-class PetitionData(_Data):
+class PetitionData(TypedDict):
     channel: Channel
     category: Category
     urgent: bool
 
 
-class MediationOpenedData(_Data):
+class MediationOpenedData(TypedDict):
     mediation_id: NonEmpty
 
 
-class MediationConcludedData(_Data):
+class MediationConcludedData(TypedDict):
     mediation_id: NonEmpty
     outcome: Outcome
 
 
-class FollowupData(_Data):
+class FollowupData(TypedDict):
     action: Action
 
 
-class GuardianshipGapData(_Data):
+class GuardianshipGapData(TypedDict):
     child_ref: NonEmpty
-    reason: str = Field(max_length=2_000)
+    reason: NotRequired[Annotated[str, Field(max_length=2_000)]]
 
 
-class GuardianshipRestoredData(_Data):
+class GuardianshipRestoredData(TypedDict):
     child_ref: NonEmpty
 
 
-class CaseResolvedData(_Data):
+class CaseResolvedData(TypedDict):
     resolution: Resolution
 
 
-class WarningAcknowledgedData(_Data):
+class WarningAcknowledgedData(TypedDict):
     warning_id: NonEmpty
     by: NonEmpty
 
 
-class WarningResolvedData(_Data):
+class WarningResolvedData(TypedDict):
     warning_id: NonEmpty
     by: NonEmpty
-    note: str = Field(default="", max_length=20_000)
+    note: NotRequired[FreeText]
 
 
 class Envelope(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from events.catalog import EVENT_TYPES, AnyEvent, Envelope
 from events.instants import from_datetime
+from events.orgunits import OrgUnitError, check_community
 from events.upcasting import DEFAULT_UPCASTERS, UpcasterRegistry, UpcastError
 
 _ADAPTER: TypeAdapter[Envelope] = TypeAdapter(AnyEvent)
@@ -58,21 +59,37 @@ def fingerprint_of(raw: Mapping[str, Any]) -> str:
     ``recorded_at`` is left out because a gateway stamps it; a re-delivery of
     the same field record is the same event even when stamped twice.
     """
-    content = {k: v for k, v in raw.items() if k != "recorded_at"}
+    content = dict(raw)
+    content.pop("recorded_at", None)
     canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(canonical, digest_size=8).hexdigest()
+
+
+def _explain(error: Mapping[str, Any], where: str) -> str:
+    """Patterns are checked in Rust; say in words which rule the value broke."""
+    if error["type"] == "string_pattern_mismatch":
+        value = error.get("input")
+        if where == "org_unit" and isinstance(value, str):
+            try:
+                check_community(value)
+            except OrgUnitError as exc:
+                return str(exc)
+            return f"org unit {value!r} is not a community-level code"
+        if where == "event_id":
+            return "event_id must be a UUID"
+    return str(error["msg"])
 
 
 def format_validation_error(exc: ValidationError, event_type: str | None = None) -> str:
     """One line per problem: ``field.path: message`` (input values are never echoed)."""
     parts = []
-    for error in exc.errors(include_url=False, include_input=False):
+    for error in exc.errors(include_url=False, include_input=True):
         loc = [str(p) for p in error["loc"]]
         # Drop the discriminator tag pydantic puts first for tagged unions.
         if loc and loc[0] == event_type:
             loc = loc[1:]
         where = ".".join(loc) or "event"
-        parts.append(f"{where}: {error['msg']}")
+        parts.append(f"{where}: {_explain(error, where)}")
     return "; ".join(parts)
 
 

@@ -39,7 +39,14 @@ class UpcasterRegistry:
         event_type = raw.get("type")
         version = raw.get("schema_version")
         target = self.current.get(event_type) if isinstance(event_type, str) else None
-        if target is None or not isinstance(version, int) or isinstance(version, bool):
+        if version == target:
+            return raw  # type: ignore[return-value]  # the common case: nothing to do, no copy
+        if (
+            target is None
+            or not isinstance(version, int)
+            or isinstance(version, bool)
+            or version < 1
+        ):
             return dict(raw)  # validation will name the real problem
         if version > target:
             raise UpcastError(

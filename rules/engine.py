@@ -53,19 +53,19 @@ def _compile(signal: Signal) -> Predicate:
     checks: list[Predicate] = []
     if signal.indicators_any:
         wanted = frozenset(signal.indicators_any)
-        checks.append(lambda e: not wanted.isdisjoint(e.data.indicators))  # type: ignore[attr-defined]
+        checks.append(lambda e: not wanted.isdisjoint(e.data["indicators"]))  # type: ignore[attr-defined]
     if signal.category_in:
         categories = frozenset(signal.category_in)
-        checks.append(lambda e: e.data.category in categories)  # type: ignore[attr-defined]
+        checks.append(lambda e: e.data["category"] in categories)  # type: ignore[attr-defined]
     if signal.channel_in:
         channels = frozenset(signal.channel_in)
-        checks.append(lambda e: e.data.channel in channels)  # type: ignore[attr-defined]
+        checks.append(lambda e: e.data["channel"] in channels)  # type: ignore[attr-defined]
     if signal.outcome_in:
         outcomes = frozenset(signal.outcome_in)
-        checks.append(lambda e: e.data.outcome in outcomes)  # type: ignore[attr-defined]
+        checks.append(lambda e: e.data["outcome"] in outcomes)  # type: ignore[attr-defined]
     if signal.urgent is not None:
         urgent = signal.urgent
-        checks.append(lambda e: e.data.urgent is urgent)  # type: ignore[attr-defined]
+        checks.append(lambda e: e.data["urgent"] is urgent)  # type: ignore[attr-defined]
     return lambda e: all(check(e) for check in checks)
 
 
@@ -83,6 +83,7 @@ class Engine:
         self._sla = {level: pack.sla_us(level) for level in ("red", "orange", "yellow")}
         self._windowed = pack.windowed_signals
         self._flagged = pack.flag_signals
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     # -- events -------------------------------------------------------------
 
@@ -100,11 +101,12 @@ class Engine:
         outcome = Outcome("processed")
         self._fire(state, event.household_id, at, inclusive=False, out=outcome.records)
         state.seen[event.event_id] = decoded.fingerprint
-        matched = self._match(event)
-        self._remember(state, matched, at, event)
-        self._command(state, event, at, outcome)
-        for rule in self._when_rules:
-            if self._triggers(state, rule, matched, at):
+        plan = self._plan(event)
+        self._remember(state, plan, at, event)
+        if event.type in _COMMANDS:
+            self._command(state, event, at, outcome)
+        for rule in plan.candidates:
+            if self._triggers(state, rule, at):
                 self._raise(
                     state,
                     rule,
@@ -122,29 +124,47 @@ class Engine:
         self._fire(state, household_id, until, inclusive=True, out=records)
         return records
 
-    def _match(self, event: Envelope) -> set[str]:
-        return {
-            name
-            for name, predicate in self._signals_by_type.get(event.type, ())
-            if predicate(event)
-        }
+    def _plan(self, event: Envelope) -> _Plan:
+        """What an event of this shape does to state; memoized by the fields signals read.
 
-    def _remember(self, state: HouseholdState, matched: set[str], at: int, event: Envelope) -> None:
-        for name in matched:
-            if name in self._windowed:
-                insort(state.series.setdefault(name, []), at)
-            if name in self._flagged:
-                state.flags.add(name)
-        for rule in self._deadline_rules:
-            spec = rule.deadline
-            assert spec is not None
-            if spec.after in matched:
-                payload = (rule.id, event.event_id, at, event.org_unit)
-                state.schedule(at + spec.delay_us, RULE_DEADLINE, payload)
+        Signals depend only on the type and a few vocabulary fields, so the set
+        of distinct shapes is small and matching costs one dict lookup.
+        """
+        key = _shape(event)
+        plan = self._plans.get(key)
+        if plan is None:
+            matched = frozenset(
+                name
+                for name, predicate in self._signals_by_type.get(event.type, ())
+                if predicate(event)
+            )
+            plan = _Plan(
+                windowed=tuple(sorted(matched & self._windowed)),
+                flags=tuple(sorted(matched & self._flagged)),
+                deadlines=tuple(
+                    rule
+                    for rule in self._deadline_rules
+                    if rule.deadline is not None and rule.deadline.after in matched
+                ),
+                candidates=tuple(
+                    rule for rule in self._when_rules if not matched.isdisjoint(rule.when)
+                ),
+            )
+            self._plans[key] = plan
+        return plan
 
-    def _triggers(self, state: HouseholdState, rule: Rule, matched: set[str], at: int) -> bool:
-        if matched.isdisjoint(rule.when):
-            return False
+    def _remember(self, state: HouseholdState, plan: _Plan, at: int, event: Envelope) -> None:
+        for name in plan.windowed:
+            insort(state.series.setdefault(name, []), at)
+        for name in plan.flags:
+            state.flags.add(name)
+        for rule in plan.deadlines:
+            assert rule.deadline is not None
+            payload = (rule.id, event.event_id, at, event.org_unit)
+            state.schedule(at + rule.deadline.delay_us, RULE_DEADLINE, payload)
+
+    def _triggers(self, state: HouseholdState, rule: Rule, at: int) -> bool:
+        """The rule's requirements, given that the event matched one of its ``when``."""
         require = rule.require
         if require.ever and state.flags.isdisjoint(require.ever):
             return False
@@ -168,7 +188,7 @@ class Engine:
             return
         if kind not in ("warning.acknowledged", "warning.resolved"):
             return
-        warning_id = event.data.warning_id  # type: ignore[attr-defined]
+        warning_id = event.data["warning_id"]  # type: ignore[attr-defined]
         warning = state.open.get(warning_id)
         if warning is None:
             why = "is closed" if warning_id in state.closed else "is unknown for this household"
@@ -280,6 +300,30 @@ class Engine:
             if _count_between(state.series.get(name), started, due):
                 return
         self._raise(state, rule, household_id, trigger_event_id, org_unit, due, out)
+
+
+_COMMANDS = frozenset({"case.resolved", "warning.acknowledged", "warning.resolved"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    windowed: tuple[str, ...]
+    flags: tuple[str, ...]
+    deadlines: tuple[Rule, ...]
+    candidates: tuple[Rule, ...]
+
+
+def _shape(event: Envelope) -> tuple[Any, ...]:
+    """The fields any signal may read (see ``rules.pack.Signal``)."""
+    data = event.data  # type: ignore[attr-defined]
+    kind = event.type
+    if kind == "screening.visit_recorded":
+        return (kind, tuple(data["indicators"]))
+    if kind == "petition.received":
+        return (kind, data["category"], data["channel"], data["urgent"])
+    if kind == "mediation.concluded":
+        return (kind, data["outcome"])
+    return (kind,)
 
 
 def _count_between(series: list[int] | None, low: int, high: int) -> int:

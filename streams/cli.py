@@ -139,5 +139,52 @@ def emit_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> None:
     console.print(f"{len(rows)} rows")
 
 
+@main.command()
+@click.option("--events", default=60_000, show_default=True, help="Lines in the sample stream.")
+@click.option("--households", default=12_000, show_default=True)
+@click.option("--seed", default=2026, show_default=True)
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the summary as JSON.")
+@click.pass_context
+def demo(ctx: click.Context, events: int, households: int, seed: int,
+         summary_json: Path | None) -> None:
+    """The main job: a sample Harbin stream through the embedded runtime (no servers)."""
+    from streams.demo import DemoHomeInUse, DemoSettings, run_demo, write_summary
+
+    try:
+        summary = run_demo(ctx.obj["home"], DemoSettings(events, households, seed), console)
+    except DemoHomeInUse as exc:
+        raise click.ClickException(str(exc)) from exc
+    if summary_json:
+        write_summary(summary_json, summary)
+
+
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--events", default=50_000, show_default=True)
+@click.option("--households", default=10_000, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def sample(out: Path, events: int, households: int, seed: int) -> None:
+    """Write a sample event stream (JSONL) for a Harbin-like city."""
+    from events.sample import StreamSpec, write_jsonl
+
+    counts = write_jsonl(StreamSpec(events=events, households=households, seed=seed), out)
+    console.print(f"{out}: {counts.total} lines ({counts.valid} valid, {counts.duplicate} "
+                  f"duplicate, {counts.conflict} conflict, {counts.invalid} invalid)")
+
+
+def _register_runtimes() -> None:
+    from streams import cli_embedded
+
+    cli_embedded.register(main)
+    try:
+        from streams import cli_kafka
+    except ImportError:  # pragma: no cover - the Kafka extras are part of the install
+        return
+    cli_kafka.register(main)
+
+
+_register_runtimes()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,239 @@
+"""CLI commands of the embedded runtime: publish, process, ledger, sql, rebuild, dlq."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from events.instants import InstantError, parse_instant
+from rules.pack import RulePackError
+from streams.clock import Clock, EventTimeClock, WallClock
+from streams.embedded import EmbeddedRuntime
+
+LEDGERS = {
+    "warnings": (
+        "warning_ledger",
+        ["warning_id", "rule_id", "level", "household_id", "org_unit", "district", "raised_at",
+         "acknowledged_at", "resolved_at", "status", "handling_level", "handling_org_unit",
+         "escalations", "highest_handling_level", "minutes_to_acknowledge",
+         "minutes_to_resolve"],
+    ),
+    "households": (
+        "household_ledger",
+        ["household_id", "org_unit", "district", "open_warnings", "highest_open_level",
+         "indicators", "last_visit_at", "last_followup_at", "petitions_30d", "petitions_90d",
+         "first_seen_at"],
+    ),
+    "guardianship": (
+        "guardianship_ledger",
+        ["household_id", "child_ref", "org_unit", "district", "gap_recorded_at", "restored_at",
+         "last_followup_at", "overdue"],
+    ),
+}
+
+
+def parse_as_of(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except InstantError as exc:
+        raise click.BadParameter(
+            f"{exc} (use ISO 8601 with an offset, e.g. 2026-11-20T00:00:00+08:00)",
+            param_hint="--as-of",
+        ) from exc
+
+
+def open_runtime(ctx: click.Context, pack: Path | None = None) -> EmbeddedRuntime:
+    try:
+        return EmbeddedRuntime(ctx.obj["home"], pack=pack)
+    except RulePackError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def bulk_mode() -> Iterator[None]:
+    """Long batch jobs: freeze start-up objects so the cyclic GC does not rescan them.
+
+    Rule state grows with every household; a full collection over it every few
+    thousand allocations costs ~30% of throughput and frees nothing (no cycles).
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def progress_bar(console_file: object = None) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+        disable=not sys.stderr.isatty() and not sys.stdout.isatty(),
+    )
+
+
+def run_publish(runtime: EmbeddedRuntime, file: Path, quiet: bool = False) -> dict[str, int]:
+    total = sum(1 for _ in file.open("rb"))
+    with progress_bar() as bar, file.open("rb") as source:
+        task = bar.add_task(f"publish {file.name}", total=total)
+        counts = runtime.publish(source, source=f"file:{file.name}",
+                                 progress=lambda n: bar.advance(task, n))
+    return counts.as_dict()
+
+
+def run_process(runtime: EmbeddedRuntime, clock: Clock, project: bool = True) -> dict[str, object]:
+    pending = runtime.log.end_position() - runtime.log.checkpoint("processor")
+    with progress_bar() as bar:
+        task = bar.add_task("process", total=max(pending, 0))
+        report = runtime.process(clock, progress=lambda n: bar.advance(task, n))
+        result: dict[str, object] = report.as_dict()
+        if project:
+            events, lifecycle = runtime.pending_projection()
+            ptask = bar.add_task("project → warehouse", total=events + lifecycle)
+            projected = runtime.project(progress=lambda n: bar.advance(ptask, n))
+            result["projected"] = {"events": projected.events, "lifecycle": projected.lifecycle}
+    return result
+
+
+def register(main: click.Group) -> None:
+    """Add the embedded runtime's commands to the ``jiahe`` group."""
+    from streams.cli import console, emit_rows
+
+    @main.command()
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--bootstrap", help="Publish to Kafka at HOST:PORT instead of the embedded log.")
+    @click.option("--outbox", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Kafka mode: the durable outbox file (default $JIAHE_HOME/outbox.sqlite3).")
+    @click.pass_context
+    def publish(ctx: click.Context, file: Path, bootstrap: str | None, outbox: Path | None) -> None:
+        """Validate FILE (JSONL) and append it to the log; prints accepted/duplicate/rejected."""
+        if bootstrap:
+            from streams.cli_kafka_publish import publish_to_kafka
+
+            publish_to_kafka(file, bootstrap, outbox or ctx.obj["home"] / "outbox.sqlite3")
+            return
+        runtime = open_runtime(ctx)
+        try:
+            with bulk_mode():
+                counts = run_publish(runtime, file)
+        finally:
+            runtime.close()
+        console.print(
+            f"published {file}: received {counts['received']}, accepted {counts['accepted']}, "
+            f"duplicate {counts['duplicates']}, rejected {counts['rejected']}"
+        )
+        if counts["rejected"]:
+            console.print("rejected input is kept with its reason: `jiahe dlq`")
+
+    @main.command()
+    @click.option("--as-of", "as_of", help="Event-time clock: fire deadlines due ≤ T at the end "
+                  "of the log. Without it the wall clock fires what is due now.")
+    @click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--no-project", is_flag=True, help="Do not update the warehouse.")
+    @click.pass_context
+    def process(ctx: click.Context, as_of: str | None, pack: Path | None,
+                no_project: bool) -> None:
+        """Run the embedded processor to the end of the log (then update the warehouse)."""
+        limit = parse_as_of(as_of)
+        clock: Clock = EventTimeClock(limit) if as_of else WallClock()
+        runtime = open_runtime(ctx, pack)
+        try:
+            with bulk_mode():
+                result = run_process(runtime, clock, project=not no_project)
+        finally:
+            runtime.close()
+        console.print(f"clock: {clock.describe()}")
+        console.print(
+            f"processed: received {result['received']}, processed {result['processed']}, "
+            f"duplicates {result['duplicates']}, rejected {result['rejected']}, "
+            f"notices {result['notices']}"
+        )
+        console.print(f"lifecycle records: {result['lifecycle_records']}")
+        if "projected" in result:
+            console.print(f"warehouse: {result['projected']}")
+
+    @main.command()
+    @click.argument("name", type=click.Choice(sorted(LEDGERS)))
+    @click.option("--district", help="Only this district (6- or 12-digit code).")
+    @click.option("--as-of", "as_of", help="What was known at T (ISO 8601 with offset).")
+    @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]),
+                  default="table", show_default=True)
+    @click.pass_context
+    def ledger(ctx: click.Context, name: str, district: str | None, as_of: str | None,
+               fmt: str) -> None:
+        """Print a ledger (warnings | households | guardianship) from the warehouse."""
+        from projections import ledgers
+
+        limit = parse_as_of(as_of)
+        runtime = open_runtime(ctx)
+        try:
+            runtime.project()
+            function_name, columns = LEDGERS[name]
+            try:
+                rows = getattr(ledgers, function_name)(runtime.warehouse, as_of=limit,
+                                                        district=district)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+        finally:
+            runtime.close()
+        emit_rows(rows, columns, fmt)
+
+    @main.command()
+    @click.argument("statement")
+    @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]),
+                  default="table", show_default=True)
+    @click.pass_context
+    def sql(ctx: click.Context, statement: str, fmt: str) -> None:
+        """Run a SELECT on the embedded warehouse (chdb)."""
+        runtime = open_runtime(ctx)
+        try:
+            runtime.project()
+            try:
+                result = runtime.warehouse.query(statement)
+            except Exception as exc:  # the engine's own message is the useful part
+                raise click.ClickException(f"query failed: {exc}") from exc
+        finally:
+            runtime.close()
+        emit_rows(result.dicts(), list(result.columns), fmt)
+
+    @main.command()
+    @click.pass_context
+    def rebuild(ctx: click.Context) -> None:
+        """Drop every projection and rebuild it from the log."""
+        runtime = open_runtime(ctx)
+        try:
+            with bulk_mode(), progress_bar() as bar:
+                total = runtime.log.end_position() + runtime.log.end_seq()
+                task = bar.add_task("rebuild", total=total)
+                report = runtime.rebuild(progress=lambda n: bar.advance(task, n))
+        finally:
+            runtime.close()
+        console.print(f"rebuilt: {report.events} events, {report.lifecycle} lifecycle records")
+
+    @main.command()
+    @click.option("--limit", default=20, show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]),
+                  default="table", show_default=True)
+    @click.pass_context
+    def dlq(ctx: click.Context, limit: int, fmt: str) -> None:
+        """Dead letters: rejected input grouped by reason (the input itself is kept)."""
+        runtime = open_runtime(ctx)
+        try:
+            rows = [{"reason": r, "count": n} for r, n in runtime.log.dead_letter_reasons(limit)]
+            stages = runtime.log.dead_letter_counts()
+        finally:
+            runtime.close()
+        emit_rows(rows, ["reason", "count"], fmt)
+        if fmt == "table":
+            console.print(f"dead letters by stage: {stages}")

@@ -1,0 +1,141 @@
+"""Composition root of the embedded runtime: one machine, no servers.
+
+``EmbeddedRuntime`` wires the SQLite log, the engine (with a rule pack), the
+processor and the chdb warehouse under one home directory. Projection into the
+warehouse is a consumer of its own with checkpoints per stream: rows are
+batched, flushed, and only then the checkpoint moves (a failed flush leaves it
+where it was; re-sent rows are absorbed by the warehouse's idempotent writes).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from projections.sink import WarehouseSink
+from projections.warehouse.base import Warehouse
+from rules.engine import Engine
+from rules.pack import DEFAULT_PACK_PATH, load_pack
+from streams.clock import Clock
+from streams.processor import EmbeddedProcessor, ProcessReport
+from streams.sqlite_log import PublishCounts, SqliteLog
+
+LOG_FILE = "log.sqlite3"
+WAREHOUSE_DIR = "warehouse"
+EVENTS_CONSUMER = "warehouse.events"
+LIFECYCLE_CONSUMER = "warehouse.lifecycle"
+PSEUDONYM_SECRET = "pseudonym-secret"
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ProjectReport:
+    events: int = 0
+    lifecycle: int = 0
+
+
+class EmbeddedRuntime:
+    """Everything under ``home``: ``log.sqlite3`` and ``warehouse/`` (chdb)."""
+
+    def __init__(self, home: Path, pack: Path | None = None, batch_size: int = 5000) -> None:
+        self.home = home
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log = SqliteLog(home / LOG_FILE)
+        self.engine = Engine(load_pack(pack or DEFAULT_PACK_PATH))
+        self.batch_size = batch_size
+        self._warehouse: Warehouse | None = None
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / WAREHOUSE_DIR
+
+    @property
+    def warehouse(self) -> Warehouse:
+        """The chdb warehouse, opened on first use (one process per chdb path)."""
+        if self._warehouse is None:
+            from projections.warehouse.chdb_backend import ChdbWarehouse
+
+            self._warehouse = ChdbWarehouse(
+                self.warehouse_path, pseudonym_secret=self.log.secret(PSEUDONYM_SECRET)
+            )
+            self._warehouse.ensure_schema()
+        return self._warehouse
+
+    def close(self) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None
+        self.log.close()
+
+    def publish(
+        self, lines: Iterable[bytes | str], source: str, progress: Progress | None = None
+    ) -> PublishCounts:
+        return self.log.publish(lines, source, batch_size=self.batch_size, on_batch=progress)
+
+    def process(self, clock: Clock, progress: Progress | None = None) -> ProcessReport:
+        processor = EmbeddedProcessor(self.log, self.engine, batch_size=self.batch_size)
+        return processor.run(clock, progress)
+
+    def pending_projection(self) -> tuple[int, int]:
+        """Rows of the log not yet in the warehouse: (events, lifecycle records)."""
+        return (
+            self.log.end_position() - self.log.checkpoint(EVENTS_CONSUMER),
+            self.log.end_seq() - self.log.checkpoint(LIFECYCLE_CONSUMER),
+        )
+
+    def project(self, progress: Progress | None = None) -> ProjectReport:
+        """Bring the warehouse up to the log: events, then lifecycle records."""
+        report = ProjectReport()
+        sink = WarehouseSink(self.warehouse, max_rows=self.batch_size * 4)
+        report.events = self._project_stream(
+            EVENTS_CONSUMER, self.log.read_events, sink.add_event, "offset", sink, progress
+        )
+        report.lifecycle = self._project_stream(
+            LIFECYCLE_CONSUMER, self.log.read_lifecycle, sink.add_lifecycle, "seq", sink,
+            progress,
+        )
+        return report
+
+    def _project_stream(
+        self,
+        consumer: str,
+        read: Callable[[int, int], list[Any]],
+        add: Callable[[dict[str, Any]], None],
+        position_field: str,
+        sink: WarehouseSink,
+        progress: Progress | None,
+    ) -> int:
+        position = self.log.checkpoint(consumer)
+        moved = 0
+        while entries := read(position, self.batch_size):
+            for entry in entries:
+                row = orjson.loads(entry.body)
+                row[position_field] = entry.position
+                add(row)
+            sink.flush()  # raises on failure: the checkpoint below is not moved
+            position = entries[-1].position
+            with self.log.transaction():
+                self.log.set_checkpoint(consumer, position)
+            moved += len(entries)
+            if progress:
+                progress(len(entries))
+        return moved
+
+    def rebuild(self, progress: Progress | None = None) -> ProjectReport:
+        """Drop every projection and rebuild it from the log."""
+        self.warehouse.reset()
+        with self.log.transaction():
+            self.log.set_checkpoint(EVENTS_CONSUMER, 0)
+            self.log.set_checkpoint(LIFECYCLE_CONSUMER, 0)
+        return self.project(progress)
+
+    def wipe(self) -> None:
+        """Delete the whole home (used by ``jiahe demo`` on its own demo home only)."""
+        self.close()
+        shutil.rmtree(self.home)
