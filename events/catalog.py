@@ -8,9 +8,10 @@ the raw envelope.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, NamedTuple, NotRequired, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 from typing_extensions import TypedDict
 
 Indicator = Literal[
@@ -72,7 +73,8 @@ class VisitData(TypedDict):
 class PetitionData(TypedDict):
     channel: Channel
     category: Category
-    urgent: bool
+    #: Strict: "yes" or 1 must not raise a red warning by accident.
+    urgent: StrictBool
 
 
 class MediationOpenedData(TypedDict):
@@ -208,6 +210,35 @@ AnyEvent = Annotated[
     | WarningResolved,
     Field(discriminator="type"),
 ]
+
+class EventFacts(Protocol):
+    """What the rule engine reads of an event — a validated model or a trusted view."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def org_unit(self) -> str: ...
+    @property
+    def household_id(self) -> str: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+class TrustedEvent(NamedTuple):
+    """An event re-read from this platform's own log, where it was validated on entry.
+
+    Building a pydantic model per event on every re-read costs more than the
+    rules; this view carries the same facts (see ``events.codec.decode_trusted``).
+    """
+
+    event_id: str
+    type: str
+    org_unit: str
+    household_id: str
+    data: Mapping[str, Any]
+
 
 #: The newest schema_version of each type; older ones are upcast on read.
 CURRENT_VERSION: dict[str, int] = dict.fromkeys(EVENT_TYPES, 1)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from events.catalog import EVENT_TYPES, AnyEvent, Envelope
-from events.instants import from_datetime
+from events.catalog import EVENT_TYPES, AnyEvent, Envelope, EventFacts, TrustedEvent
+from events.instants import format_instant, from_datetime, parse_instant
 from events.orgunits import OrgUnitError, check_community
 from events.upcasting import DEFAULT_UPCASTERS, UpcasterRegistry, UpcastError
 
@@ -29,7 +29,7 @@ MAX_EVENT_BYTES = 64 * 1024
 class Decoded:
     """A valid event plus what the engine and the log need from it."""
 
-    event: Envelope
+    event: EventFacts
     raw: dict[str, Any]
     occurred_us: int
     fingerprint: str
@@ -104,6 +104,28 @@ def _identity(obj: Any) -> tuple[str | None, str | None]:
     )
 
 
+#: Instants the platform accepts; anything else is a field-app clock or typing error.
+EARLIEST = parse_instant("2000-01-01T00:00:00Z")
+LATEST = parse_instant("2100-01-01T00:00:00Z")
+
+
+def _type_problem(event_type: Any) -> str:
+    if event_type is None:
+        return "type: missing"
+    if not isinstance(event_type, str):
+        return f"type: unknown event type {event_type!r} (must be a string naming a catalog type)"
+    return f"type: unknown event type {event_type!r}"
+
+
+def _timestamp_problem(obj: Mapping[str, Any]) -> str | None:
+    """Timestamps must be ISO 8601 text; pydantic would also take Unix numbers."""
+    for name in ("occurred_at", "recorded_at"):
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"{name}: must be an ISO 8601 string with a UTC offset"
+    return None
+
+
 def decode_object(
     obj: Any, raw: bytes | None = None, upcasters: UpcasterRegistry = DEFAULT_UPCASTERS
 ) -> Decoded | Rejected:
@@ -114,11 +136,11 @@ def decode_object(
         return Rejected("event: must be a JSON object", raw)
     event_id, household_id = _identity(obj)
     event_type = obj.get("type")
-    if event_type not in EVENT_TYPES:
-        reason = (
-            "type: missing" if event_type is None else f"type: unknown event type {event_type!r}"
-        )
-        return Rejected(reason, raw, event_id, household_id)
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        return Rejected(_type_problem(event_type), raw, event_id, household_id)
+    problem = _timestamp_problem(obj)
+    if problem:
+        return Rejected(problem, raw, event_id, household_id)
     try:
         current = upcasters.upcast(obj)
         event = _ADAPTER.validate_python(current)
@@ -127,7 +149,13 @@ def decode_object(
     except ValidationError as exc:
         reason = format_validation_error(exc, event_type)
         return Rejected(reason, raw, event_id, household_id)
-    return Decoded(event, current, from_datetime(event.occurred_at), fingerprint_of(current))
+    occurred_us = from_datetime(event.occurred_at)
+    if not EARLIEST <= occurred_us < LATEST:
+        return Rejected(
+            f"occurred_at: outside {format_instant(EARLIEST)} … {format_instant(LATEST)}",
+            raw, event_id, household_id,
+        )
+    return Decoded(cast(EventFacts, event), current, occurred_us, fingerprint_of(current))
 
 
 def decode(
@@ -142,3 +170,26 @@ def decode(
     except orjson.JSONDecodeError as exc:
         return Rejected(f"event: not valid JSON ({exc})", raw)
     return decode_object(obj, raw, upcasters)
+
+
+def decode_trusted(
+    raw: dict[str, Any], body: bytes, fingerprint: str,
+    upcasters: UpcasterRegistry = DEFAULT_UPCASTERS,
+) -> Decoded | Rejected:
+    """Rebuild an event that this platform's own log already validated.
+
+    The embedded log only ever stores input that passed ``decode``; validating
+    it again on every read would cost more than the rules themselves. Events
+    of an older schema version still take the full path (upcast + validate).
+    """
+    event_type = raw.get("type")
+    if (
+        not isinstance(event_type, str)
+        or event_type not in EVENT_TYPES
+        or raw.get("schema_version") != upcasters.current.get(event_type)
+    ):
+        return decode_object(raw, body, upcasters)
+    event = TrustedEvent(
+        raw["event_id"], event_type, raw["org_unit"], raw["household_id"], raw["data"]
+    )
+    return Decoded(event, raw, parse_instant(raw["occurred_at"]), fingerprint)

@@ -21,12 +21,14 @@ class InstantError(ValueError):
     """A timestamp that cannot be placed on the time line (e.g. no offset)."""
 
 
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
 def from_datetime(moment: datetime) -> int:
     """Microseconds since the epoch; refuses naive datetimes (they are ambiguous)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InstantError("timestamp has no UTC offset")
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * MICROS_PER_SECOND + delta.microseconds
+    return (moment - EPOCH) // _ONE_MICROSECOND
 
 
 def to_datetime(micros: int) -> datetime:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from events.catalog import Envelope
+from events.catalog import EventFacts
 from events.codec import Decoded
 from events.instants import format_instant
 from events.orgunits import Level, ancestor_at
@@ -45,7 +45,7 @@ class Outcome:
     reason: str | None = None
 
 
-Predicate = Callable[[Envelope], bool]
+Predicate = Callable[[EventFacts], bool]
 
 
 def _compile(signal: Signal) -> Predicate:
@@ -124,7 +124,7 @@ class Engine:
         self._fire(state, household_id, until, inclusive=True, out=records)
         return records
 
-    def _plan(self, event: Envelope) -> _Plan:
+    def _plan(self, event: EventFacts) -> _Plan:
         """What an event of this shape does to state; memoized by the fields signals read.
 
         Signals depend only on the type and a few vocabulary fields, so the set
@@ -153,7 +153,7 @@ class Engine:
             self._plans[key] = plan
         return plan
 
-    def _remember(self, state: HouseholdState, plan: _Plan, at: int, event: Envelope) -> None:
+    def _remember(self, state: HouseholdState, plan: _Plan, at: int, event: EventFacts) -> None:
         for name in plan.windowed:
             insort(state.series.setdefault(name, []), at)
         for name in plan.flags:
@@ -180,7 +180,7 @@ class Engine:
 
     # -- commands -----------------------------------------------------------
 
-    def _command(self, state: HouseholdState, event: Envelope, at: int, outcome: Outcome) -> None:
+    def _command(self, state: HouseholdState, event: EventFacts, at: int, outcome: Outcome) -> None:
         kind = event.type
         if kind == "case.resolved":
             for warning_id in list(state.open):
@@ -313,7 +313,7 @@ class _Plan:
     candidates: tuple[Rule, ...]
 
 
-def _shape(event: Envelope) -> tuple[Any, ...]:
+def _shape(event: EventFacts) -> tuple[Any, ...]:
     """The fields any signal may read (see ``rules.pack.Signal``)."""
     data = event.data  # type: ignore[attr-defined]
     kind = event.type

@@ -173,6 +173,26 @@ def sample(out: Path, events: int, households: int, seed: int) -> None:
                   f"duplicate, {counts.conflict} conflict, {counts.invalid} invalid)")
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="A small stream (seconds), for CI smoke runs.")
+@click.option("--events", type=int, help="Stream size (default 300k; 30k with --quick).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the results as JSON.")
+def bench(quick: bool, events: int | None, json_out: Path | None) -> None:
+    """Benchmarks of the embedded runtime (see BENCHMARKS in the README)."""
+    from rich.table import Table
+
+    from streams.bench import run
+
+    results = run(quick, events)
+    table = Table("measure", "value", title="jiahe bench — embedded runtime")
+    for key, value in results["embedded"].items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+    if json_out:
+        json_out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+
+
 def _register_runtimes() -> None:
     from streams import cli_embedded
 

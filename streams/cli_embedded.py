@@ -96,13 +96,11 @@ def run_process(runtime: EmbeddedRuntime, clock: Clock, project: bool = True) ->
     pending = runtime.log.end_position() - runtime.log.checkpoint("processor")
     with progress_bar() as bar:
         task = bar.add_task("process", total=max(pending, 0))
-        report = runtime.process(clock, progress=lambda n: bar.advance(task, n))
-        result: dict[str, object] = report.as_dict()
-        if project:
-            events, lifecycle = runtime.pending_projection()
-            ptask = bar.add_task("project → warehouse", total=events + lifecycle)
-            projected = runtime.project(progress=lambda n: bar.advance(ptask, n))
-            result["projected"] = {"events": projected.events, "lifecycle": projected.lifecycle}
+        report = runtime.process(clock, progress=lambda n: bar.advance(task, n), project=project)
+    result: dict[str, object] = report.as_dict()
+    if project:
+        events, lifecycle = runtime.pending_projection()
+        result["warehouse_pending"] = {"events": events, "lifecycle": lifecycle}
     return result
 
 
@@ -160,8 +158,9 @@ def register(main: click.Group) -> None:
             f"notices {result['notices']}"
         )
         console.print(f"lifecycle records: {result['lifecycle_records']}")
-        if "projected" in result:
-            console.print(f"warehouse: {result['projected']}")
+        if "warehouse_pending" in result:
+            console.print(f"warehouse: up to date with the log ({result['warehouse_pending']} "
+                          "rows pending)")
 
     @main.command()
     @click.argument("name", type=click.Choice(sorted(LEDGERS)))

@@ -22,13 +22,17 @@ from projections.warehouse.base import Warehouse
 from rules.engine import Engine
 from rules.pack import DEFAULT_PACK_PATH, load_pack
 from streams.clock import Clock
-from streams.processor import EmbeddedProcessor, ProcessReport
+from streams.processor import CONSUMER as PROCESSOR_CONSUMER
+from streams.processor import (
+    EVENTS_CONSUMER,
+    LIFECYCLE_CONSUMER,
+    EmbeddedProcessor,
+    ProcessReport,
+)
 from streams.sqlite_log import PublishCounts, SqliteLog
 
 LOG_FILE = "log.sqlite3"
 WAREHOUSE_DIR = "warehouse"
-EVENTS_CONSUMER = "warehouse.events"
-LIFECYCLE_CONSUMER = "warehouse.lifecycle"
 PSEUDONYM_SECRET = "pseudonym-secret"
 
 Progress = Callable[[int], None]
@@ -43,12 +47,19 @@ class ProjectReport:
 class EmbeddedRuntime:
     """Everything under ``home``: ``log.sqlite3`` and ``warehouse/`` (chdb)."""
 
-    def __init__(self, home: Path, pack: Path | None = None, batch_size: int = 5000) -> None:
+    def __init__(
+        self,
+        home: Path,
+        pack: Path | None = None,
+        batch_size: int = 5000,
+        flush_rows: int | None = None,
+    ) -> None:
         self.home = home
         self.home.mkdir(parents=True, exist_ok=True)
         self.log = SqliteLog(home / LOG_FILE)
         self.engine = Engine(load_pack(pack or DEFAULT_PACK_PATH))
         self.batch_size = batch_size
+        self.flush_rows = flush_rows
         self._warehouse: Warehouse | None = None
 
     @property
@@ -78,27 +89,48 @@ class EmbeddedRuntime:
     ) -> PublishCounts:
         return self.log.publish(lines, source, batch_size=self.batch_size, on_batch=progress)
 
-    def process(self, clock: Clock, progress: Progress | None = None) -> ProcessReport:
-        processor = EmbeddedProcessor(self.log, self.engine, batch_size=self.batch_size)
+    def process(
+        self, clock: Clock, progress: Progress | None = None, project: bool = True
+    ) -> ProcessReport:
+        """Run the processor; with ``project`` the warehouse is kept in step inline.
+
+        Inline projection needs the warehouse caught up with the processor
+        first (e.g. after a ``--no-project`` run), so pending rows go first.
+        """
+        sink = None
+        if project:
+            self.project()
+            sink = WarehouseSink(self.warehouse, max_rows=10**9)  # the processor decides
+        processor = EmbeddedProcessor(
+            self.log, self.engine, batch_size=self.batch_size, sink=sink
+        )
+        if self.flush_rows is not None:
+            processor.flush_rows = self.flush_rows
         return processor.run(clock, progress)
 
     def pending_projection(self) -> tuple[int, int]:
-        """Rows of the log not yet in the warehouse: (events, lifecycle records)."""
+        """Processed rows not yet in the warehouse: (events, lifecycle records)."""
         return (
-            self.log.end_position() - self.log.checkpoint(EVENTS_CONSUMER),
+            self.log.checkpoint(PROCESSOR_CONSUMER) - self.log.checkpoint(EVENTS_CONSUMER),
             self.log.end_seq() - self.log.checkpoint(LIFECYCLE_CONSUMER),
         )
 
     def project(self, progress: Progress | None = None) -> ProjectReport:
-        """Bring the warehouse up to the log: events, then lifecycle records."""
+        """Bring the warehouse up to the processor: processed events, then lifecycle records.
+
+        Events past the processor's checkpoint wait: the processor projects
+        them inline, in the same commit that processes them.
+        """
         report = ProjectReport()
         sink = WarehouseSink(self.warehouse, max_rows=self.batch_size * 4)
+        processed = self.log.checkpoint(PROCESSOR_CONSUMER)
         report.events = self._project_stream(
-            EVENTS_CONSUMER, self.log.read_events, sink.add_event, "offset", sink, progress
+            EVENTS_CONSUMER, self.log.read_events, sink.add_event, "offset", sink, progress,
+            until=processed,
         )
         report.lifecycle = self._project_stream(
             LIFECYCLE_CONSUMER, self.log.read_lifecycle, sink.add_lifecycle, "seq", sink,
-            progress,
+            progress, until=self.log.end_seq(),
         )
         return report
 
@@ -110,10 +142,12 @@ class EmbeddedRuntime:
         position_field: str,
         sink: WarehouseSink,
         progress: Progress | None,
+        until: int,
     ) -> int:
         position = self.log.checkpoint(consumer)
         moved = 0
-        while entries := read(position, self.batch_size):
+        while position < until and (entries := read(position, self.batch_size)):
+            entries = [entry for entry in entries if entry.position <= until]
             for entry in entries:
                 row = orjson.loads(entry.body)
                 row[position_field] = entry.position

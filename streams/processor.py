@@ -3,6 +3,12 @@
 Each batch is one transaction: lifecycle records, dead letters, changed rule
 states and the moved checkpoint commit together, so a crash anywhere resumes
 exactly where the last commit left off (no loss, no duplicate record).
+
+With a warehouse sink the batch is also projected inline: the sink is flushed
+*before* the SQLite commit and the warehouse checkpoints move in that same
+commit. A crash between flush and commit re-sends rows the warehouse already
+has, which its idempotent writes absorb (at-least-once, idempotent effects).
+
 Deadlines: with an event-time clock they fire once the end of the log is
 reached (up to ``as_of``); with the wall clock, after every batch.
 """
@@ -16,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from events.codec import Rejected, decode_object
+from events.codec import Rejected, decode_trusted
+from projections.sink import WarehouseSink
 from rules.engine import Engine, Record
 from rules.replay import Counts, fire_due
 from rules.state import HouseholdState
@@ -24,6 +31,8 @@ from streams.clock import Clock
 from streams.sqlite_log import LogEntry, SqliteLog
 
 CONSUMER = "processor"
+EVENTS_CONSUMER = "warehouse.events"
+LIFECYCLE_CONSUMER = "warehouse.lifecycle"
 MAX_OCCURRED_KEY = "processor.max_occurred"
 
 
@@ -42,97 +51,157 @@ class ProcessReport:
         }
 
 
-class EmbeddedProcessor:
-    """Engine + SQLite log; state cached in memory for the run, persisted per batch."""
+@dataclass
+class _Batch:
+    """Effects of one batch, committed together."""
 
-    def __init__(self, log: SqliteLog, engine: Engine, batch_size: int = 5000) -> None:
+    records: list[Record] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    rejected: list[tuple[str, str | None, str | None, bytes]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    last_position: int | None = None
+
+
+class EmbeddedProcessor:
+    """Engine + SQLite log; state cached in memory for the run, persisted per batch.
+
+    An instance that raised must be discarded: its in-memory state may be ahead
+    of the last commit (a new instance reloads from the log).
+    """
+
+    def __init__(
+        self,
+        log: SqliteLog,
+        engine: Engine,
+        batch_size: int = 5000,
+        sink: WarehouseSink | None = None,
+    ) -> None:
         self.log = log
         self.engine = engine
         self.batch_size = batch_size
+        self.sink = sink
         self.states: dict[str, HouseholdState] = {}
+        self._max_occurred = self._stored_max_occurred()
+        # With no stored state, every household not yet in memory is new: skip the lookups.
+        self._store_empty = (
+            log.db.execute("SELECT 1 FROM household_state LIMIT 1").fetchone() is None
+        )
+        #: Rows flushed per warehouse insert; chdb costs ~20 ms per statement, so fewer, larger.
+        self.flush_rows = max(batch_size * 4, 20_000)
+        self._queued_position: int | None = None
+        self._queued_seq: int | None = None
 
     def run(self, clock: Clock, progress: Callable[[int], None] | None = None) -> ProcessReport:
         """Process the log to its end, then fire deadlines the clock has reached."""
+        with self.log.relaxed_sync():
+            return self._run(clock, progress)
+
+    def _run(self, clock: Clock, progress: Callable[[int], None] | None) -> ProcessReport:
         report = ProcessReport()
         position = self.log.checkpoint(CONSUMER)
         while entries := self.log.read_events(position, self.batch_size):
-            fired: list[Record] = []
-            self._process_batch(entries, report, clock if clock.live else None, fired)
+            batch = self._apply_entries(entries, report)
+            if clock.live:
+                self._fire_into(batch, clock.limit(self._max_occurred))
+            self._commit(batch, report)
             position = entries[-1].position
             report.batches += 1
             if progress:
                 progress(len(entries))
-        limit = clock.limit(self._max_occurred())
+        limit = clock.limit(self._max_occurred)
+        batch = _Batch()
         if limit is not None:
-            report.fired_at_end = self._fire(limit, report)
+            self._fire_into(batch, limit)
+        self._commit(batch, report, final=True)
+        report.fired_at_end = len(batch.records)
         return report
 
-    def _process_batch(
-        self, entries: list[LogEntry], report: ProcessReport, live: Clock | None,
-        fired: list[Record],
-    ) -> None:
-        decoded = [decode_object(orjson.loads(entry.body), entry.body) for entry in entries]
-        self._load([d.household_id for d in decoded if not isinstance(d, Rejected)])
-        records: list[Record] = []
-        dirty: set[str] = set()
-        rejected: list[tuple[str, str | None, str | None, bytes]] = []
-        max_occurred = self._max_occurred()
+    def _apply_entries(self, entries: list[LogEntry], report: ProcessReport) -> _Batch:
+        batch = _Batch(last_position=entries[-1].position)
+        decoded = []
+        for entry in entries:
+            raw = orjson.loads(entry.body)
+            decoded.append(decode_trusted(raw, entry.body, entry.fingerprint))
+            if self.sink is not None:
+                raw["offset"] = entry.position
+                batch.events.append(raw)
+        self._load({d.household_id for d in decoded if not isinstance(d, Rejected)})
         for item in decoded:
             if isinstance(item, Rejected):
                 report.counts.add("rejected", item.reason)
-                rejected.append((item.reason, item.event_id, item.household_id, item.raw))
+                batch.rejected.append((item.reason, item.event_id, item.household_id, item.raw))
                 continue
             outcome = self.engine.apply(self.states[item.household_id], item)
             report.counts.add(outcome.status, outcome.reason)
             report.counts.notices += len(outcome.notices)
             if outcome.status == "rejected":
-                rejected.append((outcome.reason or "", item.event_id, item.household_id,
-                                 orjson.dumps(item.raw)))
-            elif outcome.status == "processed":
-                dirty.add(item.household_id)
-                records.extend(outcome.records)
-                if max_occurred is None or item.occurred_us > max_occurred:
-                    max_occurred = item.occurred_us
-        if live is not None:
-            limit = live.limit(max_occurred)
-            if limit is not None:
-                records.extend(self._fire_in_memory(limit, dirty))
-        with self.log.transaction():
-            self.log.append_lifecycle(records)
-            for reason, event_id, household_id, body in rejected:
-                self.log.dead_letter("process", "log", reason, event_id, household_id, body)
-            self._save(dirty)
-            if max_occurred is not None:
-                self.log.db.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                    (MAX_OCCURRED_KEY, str(max_occurred).encode()),
+                body = orjson.dumps(item.raw)
+                batch.rejected.append(
+                    (outcome.reason or "", item.event_id, item.household_id, body)
                 )
-            self.log.set_checkpoint(CONSUMER, entries[-1].position)
-        report.records.update(record["type"] for record in records)
+            elif outcome.status == "processed":
+                batch.dirty.add(item.household_id)
+                batch.records.extend(outcome.records)
+                if self._max_occurred is None or item.occurred_us > self._max_occurred:
+                    self._max_occurred = item.occurred_us
+        return batch
 
-    def _fire_in_memory(self, limit: int, dirty: set[str]) -> list[Record]:
+    def _fire_into(self, batch: _Batch, limit: int | None) -> None:
+        if limit is None:
+            return
         due = set(self.log.households_due(limit)) | {
             h for h, s in self.states.items() if s.next_due is not None and s.next_due <= limit
         }
         self._load(due)
-        subset = {h: self.states[h] for h in due}
-        dirty.update(due)
-        return fire_due(self.engine, subset, limit)
+        batch.dirty.update(due)
+        batch.records.extend(fire_due(self.engine, {h: self.states[h] for h in due}, limit))
 
-    def _fire(self, limit: int, report: ProcessReport) -> int:
-        dirty: set[str] = set()
-        records = self._fire_in_memory(limit, dirty)
+    def _commit(self, batch: _Batch, report: ProcessReport, final: bool = False) -> None:
         with self.log.transaction():
-            self.log.append_lifecycle(records)
-            self._save(dirty)
-        report.records.update(record["type"] for record in records)
-        return len(records)
+            seqs = self.log.append_lifecycle(batch.records)
+            for reason, event_id, household_id, body in batch.rejected:
+                self.log.dead_letter("process", "log", reason, event_id, household_id, body)
+            self._save(batch.dirty)
+            if self._max_occurred is not None:
+                self.log.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (MAX_OCCURRED_KEY, str(self._max_occurred).encode()),
+                )
+            if batch.last_position is not None:
+                self.log.set_checkpoint(CONSUMER, batch.last_position)
+            if self.sink is not None:
+                self._project(batch, seqs, final)
+        report.records.update(record["type"] for record in batch.records)
 
-    def _load(self, household_ids: list[str] | set[str]) -> None:
+    def _project(self, batch: _Batch, seqs: list[int], final: bool) -> None:
+        """Queue this batch for the warehouse; flush inside the open transaction when due.
+
+        The warehouse checkpoints move only in the commit that follows a
+        successful flush; rows queued but not flushed when a run dies are
+        re-read from the log by the next run's catch-up (``EmbeddedRuntime``).
+        """
+        assert self.sink is not None
+        for event in batch.events:
+            self.sink.add_event(event)
+        for record, seq in zip(batch.records, seqs, strict=True):
+            self.sink.add_lifecycle({**record, "seq": seq})
+        if batch.last_position is not None:
+            self._queued_position = batch.last_position
+        if seqs:
+            self._queued_seq = seqs[-1]
+        if not final and self.sink.pending < self.flush_rows:
+            return
+        self.sink.flush()
+        if self._queued_position is not None:
+            self.log.set_checkpoint(EVENTS_CONSUMER, self._queued_position)
+        if self._queued_seq is not None:
+            self.log.set_checkpoint(LIFECYCLE_CONSUMER, self._queued_seq)
+
+    def _load(self, household_ids: set[str]) -> None:
         missing = {h for h in household_ids if h not in self.states}
         if not missing:
             return
-        stored = self.log.load_states(missing)
+        stored = {} if self._store_empty else self.log.load_states(missing)
         for household_id in missing:
             blob = stored.get(household_id)
             self.states[household_id] = (
@@ -144,7 +213,7 @@ class EmbeddedProcessor:
             (h, self.states[h].to_bytes(), self.states[h].next_due) for h in sorted(household_ids)
         )
 
-    def _max_occurred(self) -> int | None:
+    def _stored_max_occurred(self) -> int | None:
         row = self.log.db.execute(
             "SELECT value FROM meta WHERE key = ?", (MAX_OCCURRED_KEY,)
         ).fetchone()

@@ -1,0 +1,121 @@
+"""``jiahe bench``: throughput of the embedded runtime on a realistic stream.
+
+Measured in-process (start-up excluded) on a generated Harbin-like stream with
+late, duplicate and invalid deliveries:
+
+* ``json_loads``: a bare ``json.loads`` loop over the file — the floor any
+  validating reader is compared with;
+* ``replay``: decode + validate + engine + lifecycle output (``jiahe replay``);
+* ``publish``, ``process``, ``project``: the embedded runtime's three stages
+  (SQLite log, processor with per-batch transactions, chdb projection);
+* ``rebuild``: every projection dropped and rebuilt from the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from events.sample import StreamSpec, write_jsonl
+from rules.engine import Engine
+from rules.pack import load_pack
+from rules.replay import Replay
+from streams.clock import EventTimeClock
+from streams.embedded import EmbeddedRuntime
+
+
+def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    gc.freeze()
+    started = time.perf_counter()
+    try:
+        result = action()
+    finally:
+        elapsed = time.perf_counter() - started
+        gc.unfreeze()
+    return elapsed, result
+
+
+def _json_loads_loop(path: Path) -> int:
+    count = 0
+    with path.open("rb") as source:
+        for line in source:
+            with contextlib.suppress(ValueError):
+                json.loads(line)
+            count += 1
+    return count
+
+
+def _replay(path: Path, out: Path) -> int:
+    runner = Replay(Engine(load_pack()))
+    with path.open("rb") as source, out.open("wb") as sink:
+        for line in source:
+            _, outcome = runner.feed_line(line)
+            if outcome is not None:
+                for record in outcome.records:
+                    sink.write(orjson.dumps(record) + b"\n")
+        for record in runner.finish():
+            sink.write(orjson.dumps(record) + b"\n")
+    return runner.counts.received
+
+
+def run_embedded_bench(events: int, households: int, workdir: Path) -> dict[str, Any]:
+    stream = workdir / "stream.jsonl"
+    gen_s, _ = _timed(lambda: write_jsonl(
+        StreamSpec(events=events, households=households, seed=42), stream))
+    results: dict[str, Any] = {"events": events, "households": households,
+                               "generate_s": round(gen_s, 2)}
+    loads_s, _ = _timed(lambda: _json_loads_loop(stream))
+    replay_s, _ = _timed(lambda: _replay(stream, workdir / "warnings.jsonl"))
+    results["json_loads_events_per_s"] = round(events / loads_s)
+    results["replay_events_per_s"] = round(events / replay_s)
+    results["replay_vs_json_loads"] = round(replay_s / loads_s, 2)
+    lines = stream.read_bytes().splitlines()
+    bare = EmbeddedRuntime(workdir / "bare")  # never opens chdb: one chdb path per process
+    try:
+        bare.publish(lines, source="bench")
+        bare_s, _ = _timed(lambda: bare.process(EventTimeClock(None), project=False))
+    finally:
+        bare.close()
+    runtime = EmbeddedRuntime(workdir / "home")
+    try:
+        publish_s, _ = _timed(lambda: runtime.publish(lines, source="bench"))
+        runtime.warehouse  # open chdb outside the timed run  # noqa: B018
+        process_s, report = _timed(lambda: runtime.process(EventTimeClock(None)))
+        rebuild_s, _ = _timed(runtime.rebuild)
+        total_rows = runtime.log.end_position() + runtime.log.end_seq()
+    finally:
+        runtime.close()
+    results.update({
+        "publish_events_per_s": round(events / publish_s),
+        "process_without_warehouse_events_per_s": round(events / bare_s),
+        "processor_with_ledgers_events_per_s": round(events / process_s),
+        "rebuild_s": round(rebuild_s, 2),
+        "rebuild_rows_per_s": round(total_rows / rebuild_s),
+        "lifecycle_records": sum(report.records.values()),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    })
+    return results
+
+
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(),
+            "platform": platform.platform()}
+
+
+def run(quick: bool, events: int | None = None) -> dict[str, Any]:
+    count = events or (30_000 if quick else 300_000)
+    with tempfile.TemporaryDirectory(prefix="jiahe-bench-") as tmp:
+        embedded = run_embedded_bench(count, max(count // 5, 100), Path(tmp))
+    return {"machine": machine(), "embedded": embedded}

@@ -1,0 +1,287 @@
+"""Kafka-runtime benchmark: worker throughput, the raw consume ceiling, and latency.
+
+``python -m streams.bench_kafka --events 100000 [--bootstrap B] [--workers 1 2]``
+
+* **worker events/s** — one (then two) ``jiahe worker`` processes on a pre-published
+  stream (events.sample, keyed by household), measured from the consumer group's
+  committed offsets: the rate between the first commit seen and the last offset
+  committed, so group join and start-up are not counted (they are reported apart);
+* **raw ceiling** — plain aiokafka ``getmany`` over the same topic, no processing;
+* **latency** — publish→lifecycle-record p50/p99 at a steady 1k events/s, each event a
+  visit with an injury on a fresh household (so each raises a warning at once).
+
+Starts a private broker unless ``--bootstrap`` is given; prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from streams.kafka_runtime.settings import Topics
+from streams.worker import create_topic_set
+
+STREAM_END = "2026-11-20T00:00:00+08:00"
+
+
+@contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    from streams import kafka_local
+
+    with tempfile.TemporaryDirectory(prefix="jiahe-bench-kafka-") as data:
+        info = kafka_local.start(Path(data))
+        try:
+            yield info.bootstrap
+        finally:
+            kafka_local.stop(Path(data))
+
+
+def publish_sample(bootstrap: str, topic: str, events: int, seed: int = 1) -> dict[str, Any]:
+    """Publish events.sample lines keyed by household; returns count and rate."""
+    from events.sample import StreamSpec, generate
+
+    spec = StreamSpec(events=events, households=max(1000, events // 5), seed=seed)
+    lines = [line.text.encode() for line in generate(spec)]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                             batch_size=512 * 1024, acks="all")
+    began = time.perf_counter()
+    for value in lines:
+        try:
+            household = orjson.loads(value).get("household_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            household = None
+        key = household.encode() if isinstance(household, str) else None
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+    elapsed = time.perf_counter() - began
+    return {"events": len(lines), "publish_events_per_s": round(len(lines) / elapsed)}
+
+
+async def _raw_ceiling(bootstrap: str, topic: str, partitions: int, total: int) -> float:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        await consumer.seek_to_beginning()
+        seen = 0
+        began = time.perf_counter()
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            seen += sum(len(records) for records in batch.values())
+        return seen / (time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+
+
+def committed_total(admin: KafkaAdminClient, group: str) -> int:
+    try:
+        offsets = admin.list_consumer_group_offsets(group)
+    except Exception:  # the group does not exist yet
+        return 0
+    return sum(max(0, meta.offset) for meta in offsets.values())
+
+
+def start_workers(bootstrap: str, prefix: str, group: str, count: int, workdir: Path,
+                  extra: list[str]) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for n in range(count):
+        log = (workdir / f"{group}-{n}.log").open("wb")
+        cmd = [sys.executable, "-m", "streams.cli_kafka", "--home", str(workdir), "worker",
+               "--bootstrap", bootstrap, "--topic-prefix", prefix, "--app-id", group,
+               "--data-dir", str(workdir / f"{group}-{n}"), "--session-timeout", "10",
+               "--loglevel", "info", *extra]
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def measure_workers(bootstrap: str, prefix: str, total: int, count: int, workdir: Path,
+                    timeout_s: float = 600) -> dict[str, Any]:
+    """Rate of ``count`` workers over a pre-published topic, from committed offsets."""
+    group = f"bench-{count}w-{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    launched = time.perf_counter()
+    procs = start_workers(bootstrap, prefix, group, count, workdir, ["--as-of", STREAM_END])
+    first: tuple[float, int] | None = None
+    try:
+        while True:
+            now = time.perf_counter()
+            done = committed_total(admin, group)
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= total:
+                break
+            if now - launched > timeout_s or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"workers did not finish: committed {done}/{total}")
+            time.sleep(0.1)
+    finally:
+        stop_workers(procs)
+        admin.close()
+    assert first is not None
+    steady = (total - first[1]) / max(1e-6, now - first[0])
+    return {"workers": count, "events_per_s": round(steady),
+            "first_commit_after_s": round(first[0] - launched, 2),
+            "wall_s": round(now - launched, 2)}
+
+
+def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
+    """p50/p99 publish→warning.raised at a steady ``rate`` events/s (wall-clock worker)."""
+    prefix = f"bench.lat.{uuid.uuid4().hex[:8]}."
+    topics = Topics.with_prefix(prefix)
+    create_topic_set(bootstrap, topics, partitions=6)
+    procs = start_workers(bootstrap, prefix, f"bench-lat-{uuid.uuid4().hex[:6]}", 1, workdir, [])
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    total = int(rate * seconds)
+    stop = threading.Event()
+
+    def collect() -> None:
+        consumer = KafkaConsumer(topics.warnings, bootstrap_servers=bootstrap,
+                                 auto_offset_reset="earliest", fetch_max_wait_ms=10,
+                                 enable_auto_commit=False)
+        try:
+            while not stop.is_set() and len(latencies) < total:
+                for records in consumer.poll(timeout_ms=100).values():
+                    arrived = time.perf_counter()
+                    for record in records:
+                        household = record.key.decode()
+                        if household in sent:
+                            latencies.append(arrived - sent[household])
+        finally:
+            consumer.close()
+
+    try:
+        warm = _wait_worker_ready(bootstrap, topics, procs)
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        began = time.perf_counter()
+        for n in range(total):
+            due = began + n / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            household, value = _injury_visit(n)
+            sent[household] = time.perf_counter()
+            producer.send(topics.events, key=household.encode(), value=value)
+        producer.flush()
+        reader.join(timeout=30)
+        stop.set()
+        producer.close()
+    finally:
+        stop_workers(procs)
+    latencies.sort()
+    return {
+        "rate_per_s": rate, "events": total, "records": len(latencies),
+        "p50_ms": round(_quantile(latencies, 0.50) * 1000, 1),
+        "p99_ms": round(_quantile(latencies, 0.99) * 1000, 1),
+        "worker_ready_after_s": warm,
+    }
+
+
+def _wait_worker_ready(bootstrap: str, topics: Topics, procs: list[Any]) -> float:
+    """Publish probes until one comes back as a record (the worker joined and recovered)."""
+    began = time.perf_counter()
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(topics.warnings, bootstrap_servers=bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    try:
+        n = 0
+        while time.perf_counter() - began < 120:
+            household, value = _injury_visit(-1 - n)
+            producer.send(topics.events, key=household.encode(), value=value)
+            producer.flush()
+            n += 1
+            if consumer.poll(timeout_ms=1000):
+                return round(time.perf_counter() - began, 2)
+            if any(p.poll() is not None for p in procs):
+                break
+        raise RuntimeError("latency worker never produced a record")
+    finally:
+        producer.close()
+        consumer.close()
+
+
+def _injury_visit(n: int) -> tuple[str, bytes]:
+    household = f"lat-{uuid.uuid4().hex[:12]}-{n}"
+    event = {
+        "event_id": str(uuid.uuid4()), "type": "screening.visit_recorded",
+        "schema_version": 1, "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                                           time.gmtime()),
+        "org_unit": "230102001001", "household_id": household,
+        "data": {"indicators": ["injury_observed"], "notes": ""},
+    }
+    return household, orjson.dumps(event)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--bootstrap", default=os.environ.get("JIAHE_KAFKA_BOOTSTRAP"))
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--latency-rate", type=int, default=1000)
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    summary: dict[str, Any] = {"events": args.events, "partitions": args.partitions}
+    with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory(
+        prefix="jiahe-bench-"
+    ) as tmp:
+        workdir = Path(tmp)
+        prefix = f"bench.{uuid.uuid4().hex[:8]}."
+        topics = Topics.with_prefix(prefix)
+        create_topic_set(bootstrap, topics, partitions=args.partitions)
+        summary["publish"] = publish_sample(bootstrap, topics.events, args.events)
+        total = summary["publish"]["events"]
+        ceiling = asyncio.run(_raw_ceiling(bootstrap, topics.events, args.partitions, total))
+        summary["raw_getmany_events_per_s"] = round(ceiling)
+        summary["worker_runs"] = [
+            measure_workers(bootstrap, prefix, total, count, workdir) for count in args.workers
+        ]
+        summary["latency"] = measure_latency(bootstrap, workdir, args.latency_rate,
+                                             args.latency_seconds)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""The faust app of the Kafka runtime: batches of events → engine → warnings, DLQ, state.
+
+Faust provides the consumer group (partitions keyed by household), the state table
+(rocksdict or memory store, compacted changelog, recovery on assignment), the producer,
+offset commits and timers. :class:`WorkerRuntime` adds jiahe's processing, in an order
+that makes at-least-once delivery safe without Kafka transactions:
+
+1. compute the batch from the stored states (pure, :mod:`streams.kafka_runtime.batch`);
+2. send lifecycle records and dead letters and await the broker's acks, flush the
+   warehouse sink;
+3. only then write the new states to the table (changelog);
+4. only then ack the messages, so faust may commit their offsets (it flushes the
+   producer, changelog included, before every commit).
+
+A crash before 3 re-processes the batch from the old states and re-emits the same
+records (deterministic, deduplicable by the ``record_id`` header); a crash after 3 finds
+the new states, so the re-read events are duplicates and emit nothing. Households seen
+in a batch are written back even when only duplicates arrived: a local store that got
+ahead of its changelog before a crash must not keep that state to itself.
+
+Deadlines (DESIGN.md): with the wall clock a timer fires those due ≤ now; with an
+event-time clock (``as_of``) a partition's deadlines due ≤ as_of fire once the worker has
+read that partition up to its end offset as seen when the partition was first assigned.
+Batches and deadline firing share one lock, so they never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import TP, Message
+from kafka.partitioner.default import murmur2
+
+from events.instants import now_micros
+from rules.engine import Engine, Record
+from rules.pack import DEFAULT_PACK_PATH, load_pack
+from rules.replay import Counts, fire_due
+from rules.state import HouseholdState
+from streams.kafka_runtime import transport
+from streams.kafka_runtime.batch import (
+    BatchProcessor,
+    DeadLetter,
+    Touched,
+    lifecycle_message,
+    merge_counts,
+)
+from streams.kafka_runtime.due_index import DueIndex
+from streams.kafka_runtime.settings import WorkerSettings
+
+log = logging.getLogger("jiahe.worker")
+STATE_TABLE = "household-state"
+#: Lifecycle ``seq`` for the warehouse: warnings-topic partition and offset in one number.
+SEQ_PARTITION_SHIFT = 40
+
+
+class JiaheApp(faust.App):
+    """A faust app that can hand batch topics to a :class:`transport.BatchHandler`."""
+
+    batch_handler: transport.BatchHandler | None = None
+
+
+def store_url(store: str) -> str:
+    """rocksdb (rocksdict) when asked or available, else memory."""
+    if store == "memory":
+        return "memory://"
+    try:
+        import rocksdict  # noqa: F401
+    except ImportError:
+        if store == "rocksdb":
+            raise
+        return "memory://"
+    return "rocksdb://"
+
+
+def faust_config(settings: WorkerSettings) -> dict[str, Any]:
+    """faust settings: no web server, short timeouts when asked, no standby copies."""
+    hosts = [h.strip() for h in settings.bootstrap.split(",") if h.strip()]
+    session = settings.session_timeout_s
+    return {
+        "broker": [f"{transport.SCHEME}://{host}" for host in hosts],
+        "store": store_url(settings.store),
+        "datadir": str(settings.data_dir),
+        "web_enabled": False,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication,
+        "topic_disable_leader": True,
+        "table_standby_replicas": 0,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": max(0.5, min(3.0, session / 5)),
+        "broker_rebalance_timeout": max(session, 10.0),
+        "broker_commit_interval": settings.commit_interval_s,
+        "broker_max_poll_records": settings.batch,
+        "consumer_max_fetch_size": 8 * 1024 * 1024,
+        "producer_linger": 0.002,
+        "producer_max_request_size": 4 * 1024 * 1024,
+    }
+
+
+class _ScopeMessage:
+    __slots__ = ("topic", "partition")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+
+
+class _PartitionScope:
+    """Stands in for faust's "current event" so a table write lands in ``partition``.
+
+    faust picks the changelog partition and the rocksdb file of a table write from the
+    event being processed; batches and timers have no single current event.
+    """
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _ScopeMessage(topic, partition)
+
+
+class WorkerRuntime:
+    """jiahe's processing inside the faust app (see the module docstring for the order)."""
+
+    def __init__(self, app: JiaheApp, settings: WorkerSettings, engine: Engine,
+                 sink: Any | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.engine = engine
+        self.sink = sink
+        self.topics = settings.topics
+        self.batch_topics = frozenset({settings.topics.events})
+        self.lock = asyncio.Lock()
+        self.processor = BatchProcessor(engine)
+        self.index = DueIndex()
+        self.counts = Counts()
+        self.records_out = 0
+        self.dead_letters_out = 0
+        self.batches = 0
+        #: Event-time clock: end offsets per partition when it was first assigned.
+        self.targets: dict[int, int] = {}
+        self.caught_up: set[int] = set()
+        self.owned: set[int] = set()
+        self.ready = False
+        self._scopes: dict[int, _PartitionScope] = {}
+        self.table = app.Table(
+            STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+            on_recover=self._on_recover,
+        )
+        self.events_topic = app.topic(
+            settings.topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
+            value_serializer="raw", partitions=settings.partitions,
+        )
+        app.topics.add(self.events_topic)  # subscribe; BatchConsumer delivers to us
+
+        async def tick() -> None:
+            await self.tick()
+
+        async def report() -> None:
+            log.info("worker %s", self.status())
+
+        app.timer(settings.tick_s, name="jiahe-deadlines")(tick)
+        app.timer(10.0, name="jiahe-status")(report)
+
+    # -- table access ---------------------------------------------------------
+
+    @contextmanager
+    def _partition(self, partition: int) -> Iterator[None]:
+        scope = self._scopes.get(partition)
+        if scope is None:
+            scope = self._scopes[partition] = _PartitionScope(self.topics.events, partition)
+        token = _current_event.set(weakref.ref(scope))  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            _current_event.reset(token)
+
+    def load(self, household_id: str, partition: int) -> HouseholdState | None:
+        with self._partition(partition):
+            blob = self.table.get(household_id.encode())
+        return HouseholdState.from_bytes(blob) if blob else None
+
+    def _write(self, touched: dict[str, Touched]) -> None:
+        table = self.table
+        for household_id, entry in touched.items():
+            with self._partition(entry.partition):
+                table[household_id.encode()] = entry.state.to_bytes()
+            self.index.update(household_id, entry.partition, entry.state.next_due)
+
+    # -- batches --------------------------------------------------------------
+
+    async def handle_batch(self, messages: Sequence[Message]) -> None:
+        """Called by BatchConsumer with one fetch of events, under ``self.lock``."""
+        app = self.app
+        consumer = app.consumer
+        generation = app.consumer_generation_id
+        owned = consumer.assignment()
+        live = [m for m in messages if m.generation_id == generation and m.tp in owned]
+        if not live:
+            return
+        for message in live:
+            consumer.track_message(message)
+        result = self.processor.process(live, self.load)
+        for household_id, entry in result.touched.items():
+            self.index.update(household_id, entry.partition, entry.state.next_due)
+        records = result.records
+        if self.settings.as_of is not None:
+            for partition, position in result.positions.items():
+                target = self.targets.get(partition)
+                if target is not None and position >= target:
+                    self.caught_up.add(partition)
+            fired = self._fire(self.settings.as_of, self.owned & self.caught_up, result.touched)
+            records = records + fired
+        await self._effects(records, result.dead_letters, result.event_rows, result.touched)
+        for message in live:
+            consumer.ack(message)
+        merge_counts(self.counts, result.counts)
+        self.batches += 1
+
+    def _fire(self, limit: int, partitions: set[int], touched: dict[str, Touched]) -> list[Record]:
+        """Fire deadlines due ≤ limit of the given partitions; states join ``touched``."""
+        states: dict[str, HouseholdState] = {}
+        for partition in sorted(partitions):
+            for household_id in self.index.pop_due(partition, limit):
+                entry = touched.get(household_id)
+                if entry is None:
+                    state = self.load(household_id, partition)
+                    if state is None:
+                        continue
+                    entry = touched[household_id] = Touched(partition, state)
+                states[household_id] = entry.state
+        return fire_due(self.engine, states, limit) if states else []
+
+    async def _effects(self, records: list[Record], dead_letters: list[DeadLetter],
+                       event_rows: list[dict[str, Any]], touched: dict[str, Touched]) -> None:
+        """Records and dead letters acked, warehouse flushed, then state written."""
+        send = self.app.producer.send
+        pending = []
+        for record in records:
+            key, value, headers = lifecycle_message(record)
+            pending.append(await send(self.topics.warnings, key, value, None, None, headers))
+        for letter in dead_letters:
+            pending.append(
+                await send(self.topics.dlq, letter.key, letter.value, None, None, letter.headers)
+            )
+        acked = await asyncio.gather(*pending) if pending else []
+        if self.sink is not None and (event_rows or records):
+            for row in event_rows:
+                self.sink.add_event(row)
+            for record, meta in zip(records, acked, strict=False):
+                seq = (meta.partition << SEQ_PARTITION_SHIFT) | meta.offset
+                self.sink.add_lifecycle({**record, "seq": seq})
+            await asyncio.to_thread(self.sink.flush)
+        self._write(touched)
+        self.records_out += len(records)
+        self.dead_letters_out += len(dead_letters)
+
+    # -- deadlines and assignment ---------------------------------------------
+
+    async def tick(self) -> None:
+        """Timer: fire what the clock has reached, between batches."""
+        if not self.ready or self.app.rebalancing:
+            return
+        async with self.lock:
+            if not self.ready or self.app.rebalancing:
+                return
+            if self.settings.as_of is None:
+                limit, partitions = now_micros(), set(self.owned)
+            else:
+                limit, partitions = self.settings.as_of, await self._caught_up()
+            touched: dict[str, Touched] = {}
+            records = self._fire(limit, partitions, touched)
+            if touched:
+                await self._effects(records, [], [], touched)
+
+    async def _caught_up(self) -> set[int]:
+        """Owned partitions read up to their target (asked under the lock: no batch in flight)."""
+        for partition in sorted(self.owned - self.caught_up):
+            target = self.targets.get(partition)
+            if target is None:
+                continue
+            try:
+                position = await self.app.consumer.position(TP(self.topics.events, partition))
+            except Exception as exc:  # revoked meanwhile, or not yet seeked: try next tick
+                log.debug("position of partition %s unknown: %r", partition, exc)
+                continue
+            if position is not None and position >= target:
+                self.caught_up.add(partition)
+        return self.owned & self.caught_up
+
+    async def _on_recover(self) -> None:
+        """After faust restored the table for a new assignment: rebuild the deadline index."""
+        owned = transport.assigned(self.app, self.topics.events)
+        for partition in self.owned - owned:
+            self.index.drop_partition(partition)
+        self.caught_up &= owned
+        fresh = owned - self.owned
+        if fresh:
+            self._index_partitions(fresh)
+            if self.settings.as_of is not None:
+                await self._remember_targets(fresh)
+        self.owned = owned
+        self.ready = True
+        log.info("assigned partitions %s (new %s); %d households with deadlines",
+                 sorted(owned), sorted(fresh), len(self.index))
+
+    def _index_partitions(self, partitions: set[int]) -> None:
+        count = self.settings.partitions
+        found: dict[int, list[tuple[str, int | None]]] = {p: [] for p in partitions}
+        for key, blob in self.table.items():
+            partition = (murmur2(key) & 0x7FFFFFFF) % count
+            bucket = found.get(partition)
+            if bucket is not None and blob:
+                bucket.append((key.decode(), HouseholdState.from_bytes(blob).next_due))
+        for partition, items in found.items():
+            self.index.replace_partition(partition, items)
+
+    async def _remember_targets(self, partitions: set[int]) -> None:
+        missing = [TP(self.topics.events, p) for p in sorted(partitions) if p not in self.targets]
+        if not missing:
+            return
+        ends = await self.app.consumer.highwaters(*missing)
+        for tp, end in ends.items():
+            self.targets[tp.partition] = end
+        log.info("event-time clock: deadlines fire once caught up with %s", self.targets)
+
+    def status(self) -> dict[str, Any]:
+        counts = self.counts
+        return {
+            "received": counts.received,
+            "processed": counts.processed,
+            "duplicates": counts.duplicates,
+            "rejected": counts.rejected,
+            "batches": self.batches,
+            "records_out": self.records_out,
+            "dead_letters_out": self.dead_letters_out,
+            "owned": sorted(self.owned),
+            "caught_up": sorted(self.caught_up),
+            "households_with_deadlines": len(self.index),
+        }
+
+
+def build_app(settings: WorkerSettings, sink: Any | None = None) -> tuple[JiaheApp, WorkerRuntime]:
+    """A configured app and its runtime; ``app.main()`` or a faust Worker runs it."""
+    transport.register()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    app = JiaheApp(settings.app_id, **faust_config(settings))
+    engine = Engine(load_pack(settings.pack or DEFAULT_PACK_PATH))
+    runtime = WorkerRuntime(app, settings, engine, sink)
+    app.batch_handler = runtime
+    return app, runtime
