@@ -1,0 +1,199 @@
+"""Catalog v1 (DESIGN.md "Events"): every type, every vocabulary value, the tolerant reader."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from events import catalog
+from events.codec import Decoded, decode
+from events.instants import parse_instant
+from tests.helpers import (
+    T0,
+    ack,
+    case_resolved,
+    data_of,
+    envelope,
+    followup,
+    gap,
+    line,
+    mediation_concluded,
+    mediation_opened,
+    petition,
+    resolve,
+    restored,
+    visit,
+)
+
+INDICATORS = [
+    "marital_conflict",
+    "threats",
+    "domestic_violence_signs",
+    "injury_observed",
+    "sexual_violence_signs",
+    "child_neglect",
+    "guardianship_gap",
+    "intellectual_disability",
+    "economic_hardship",
+    "alcohol_abuse",
+    "isolation",
+]
+CHANNELS = ["hotline_12338", "walk_in", "letter", "online", "wechat", "referral"]
+CATEGORIES = [
+    "marriage_family_dispute",
+    "domestic_violence",
+    "sexual_assault",
+    "child_rights",
+    "property_rights",
+    "other",
+]
+OUTCOMES = ["reconciled", "agreement", "failed", "referred"]
+ACTIONS = [
+    "home_visit",
+    "phone_call",
+    "legal_aid",
+    "psych_counselling",
+    "police_referral",
+    "shelter",
+]
+RESOLUTIONS = ["resolved_locally", "referred", "closed_no_action"]
+
+ONE_OF_EACH_TYPE = {
+    "screening.visit_recorded": visit("h1", T0, ["threats"]),
+    "petition.received": petition("h1", T0),
+    "mediation.opened": mediation_opened("h1", T0),
+    "mediation.concluded": mediation_concluded("h1", T0, "agreement"),
+    "followup.recorded": followup("h1", T0),
+    "child.guardianship_gap_recorded": gap("h1", T0),
+    "child.guardianship_restored": restored("h1", T0),
+    "case.resolved": case_resolved("h1", T0),
+    "warning.acknowledged": ack("h1", "w-0123456789abcdef", T0),
+    "warning.resolved": resolve("h1", "w-0123456789abcdef", T0),
+}
+
+
+def accepted(text: str) -> Decoded:
+    result = decode(text)
+    assert isinstance(result, Decoded), getattr(result, "reason", result)
+    return result
+
+
+def test_the_catalog_has_exactly_the_ten_v1_types():
+    assert set(catalog.EVENT_TYPES) == set(ONE_OF_EACH_TYPE)
+    assert set(catalog.CURRENT_VERSION.values()) == {1}
+
+
+@pytest.mark.parametrize("event_type", sorted(ONE_OF_EACH_TYPE))
+def test_a_well_formed_event_of_every_type_is_accepted(event_type):
+    decoded = accepted(ONE_OF_EACH_TYPE[event_type])
+    assert decoded.event.type == event_type
+    assert isinstance(decoded.event, catalog.EVENT_TYPES[event_type])
+    assert decoded.household_id == "h1"
+    assert decoded.occurred_us == T0
+
+
+def test_a_visit_carries_its_indicators_and_notes():
+    obj = json.loads(visit("h1", T0, ["threats", "isolation"]))
+    obj["data"]["notes"] = "home, 2 adults"
+    decoded = accepted(line(obj))
+    assert data_of(decoded) == {"indicators": ["threats", "isolation"], "notes": "home, 2 adults"}
+
+
+def test_a_visit_with_no_indicators_is_accepted():
+    assert data_of(accepted(visit("h1", T0, [])))["indicators"] == []
+
+
+@pytest.mark.parametrize("indicator", INDICATORS)
+def test_every_indicator_of_the_vocabulary_is_accepted(indicator):
+    assert data_of(accepted(visit("h1", T0, [indicator])))["indicators"] == [indicator]
+
+
+def test_a_visit_may_carry_every_indicator_at_once():
+    assert data_of(accepted(visit("h1", T0, INDICATORS)))["indicators"] == INDICATORS
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_every_petition_channel_is_accepted(channel):
+    assert data_of(accepted(petition("h1", T0, channel=channel)))["channel"] == channel
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+@pytest.mark.parametrize("urgent", [True, False])
+def test_every_petition_category_is_accepted_urgent_or_not(category, urgent):
+    data = data_of(accepted(petition("h1", T0, category=category, urgent=urgent)))
+    assert (data["category"], data["urgent"]) == (category, urgent)
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_every_mediation_outcome_is_accepted(outcome):
+    assert data_of(accepted(mediation_concluded("h1", T0, outcome)))["outcome"] == outcome
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_followup_action_is_accepted(action):
+    assert data_of(accepted(followup("h1", T0, action)))["action"] == action
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_every_case_resolution_is_accepted(resolution):
+    assert data_of(accepted(case_resolved("h1", T0, resolution)))["resolution"] == resolution
+
+
+def test_commands_carry_the_warning_id_and_who_acted():
+    acknowledged = data_of(accepted(ack("h1", "w-0123456789abcdef", T0, by="chair-7")))
+    assert (acknowledged["warning_id"], acknowledged["by"]) == ("w-0123456789abcdef", "chair-7")
+    resolved = data_of(accepted(resolve("h1", "w-0123456789abcdef", T0, note="settled")))
+    assert (resolved["warning_id"], resolved["note"]) == ("w-0123456789abcdef", "settled")
+
+
+def test_recorded_at_and_actor_are_optional():
+    obj = json.loads(petition("h1", T0))
+    assert "recorded_at" not in obj and "actor" not in obj
+    decoded = accepted(line(obj))
+    assert decoded.event.recorded_at is None and decoded.event.actor is None
+
+
+def test_recorded_at_and_actor_are_read_when_present():
+    obj = json.loads(petition("h1", T0))
+    obj |= {"recorded_at": "2026-03-02T09:30:00+08:00", "actor": "op-12338-04"}
+    decoded = accepted(line(obj))
+    assert decoded.event.actor == "op-12338-04"
+    assert decoded.event.recorded_at.isoformat() == "2026-03-02T09:30:00+08:00"
+
+
+def test_occurred_at_with_an_offset_is_placed_on_the_utc_time_line():
+    decoded = accepted(petition("h1", "2026-03-01T16:00:00+08:00"))
+    assert decoded.occurred_us == parse_instant("2026-03-01T08:00:00Z") == T0
+
+
+def test_occurred_at_keeps_microseconds():
+    assert accepted(petition("h1", "2026-03-01T08:00:00.000001Z")).occurred_us == T0 + 1
+
+
+def test_unknown_envelope_fields_are_tolerated_and_kept():
+    obj = json.loads(petition("h1", T0))
+    obj["app_version"] = "3.2.1"
+    obj["device"] = {"os": "android", "offline_for_s": 3600}
+    decoded = accepted(line(obj))
+    assert decoded.raw["app_version"] == "3.2.1"
+    assert decoded.raw["device"] == {"os": "android", "offline_for_s": 3600}
+
+
+def test_unknown_data_fields_are_tolerated_and_kept():
+    obj = envelope(
+        "petition.received",
+        "h1",
+        T0,
+        {"channel": "letter", "category": "other", "urgent": False, "ticket": "12338-991"},
+    )
+    decoded = accepted(line(obj))
+    assert data_of(decoded)["category"] == "other"
+    assert decoded.raw["data"]["ticket"] == "12338-991"
+
+
+def test_an_event_of_any_harbin_district_community_is_accepted():
+    for prefix in ("230102", "230113", "230184"):
+        assert accepted(petition("h1", T0, org=prefix + "105203")).event.org_unit == (
+            prefix + "105203"
+        )
