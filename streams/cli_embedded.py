@@ -104,6 +104,25 @@ def run_process(runtime: EmbeddedRuntime, clock: Clock, project: bool = True) ->
     return result
 
 
+def _publish_to_kafka(file: Path, bootstrap: str, outbox: Path) -> None:
+    """Through the publisher SDK: validate, keep in the durable outbox, send with acks=all."""
+    from events.publisher import publish_file
+    from streams.cli import console
+
+    outbox.parent.mkdir(parents=True, exist_ok=True)
+    result = publish_file(file, bootstrap, outbox)
+    console.print(
+        f"published {file} → {bootstrap}: received {result.received}, accepted "
+        f"{result.accepted}, duplicate {result.duplicates}, rejected {result.rejected}; "
+        f"sent {result.sent}, queued {result.queued}"
+    )
+    for reason, count in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:12]:
+        console.print(f"  rejected {count:>6} × {reason}")
+    if result.queued:
+        console.print(f"[yellow]broker unreachable ({result.error}); {result.queued} events wait "
+                      f"in the outbox {outbox} and go out on the next publish[/yellow]")
+
+
 def register(main: click.Group) -> None:
     """Add the embedded runtime's commands to the ``jiahe`` group."""
     from streams.cli import console, emit_rows
@@ -117,9 +136,7 @@ def register(main: click.Group) -> None:
     def publish(ctx: click.Context, file: Path, bootstrap: str | None, outbox: Path | None) -> None:
         """Validate FILE (JSONL) and append it to the log; prints accepted/duplicate/rejected."""
         if bootstrap:
-            from streams.cli_kafka_publish import publish_to_kafka
-
-            publish_to_kafka(file, bootstrap, outbox or ctx.obj["home"] / "outbox.sqlite3")
+            _publish_to_kafka(file, bootstrap, outbox or ctx.obj["home"] / "outbox.sqlite3")
             return
         runtime = open_runtime(ctx)
         try:
