@@ -1,0 +1,180 @@
+"""The ledgers as ClickHouse SQL — one dialect for chdb and a ClickHouse server.
+
+Every statement takes an explicit ``as_of`` (integer microseconds, inlined as
+an integer literal, so no quoting is involved) and reads with FINAL so that
+re-sent rows count once. Instants come back as Int64 microseconds and are
+formatted in Python, which keeps backends' datetime conversions out of the
+result. ``ledgers.py`` turns the rows into ledger dicts.
+"""
+
+from __future__ import annotations
+
+from events.instants import MICROS_PER_DAY
+from projections import ledger_common as lc
+from projections.schema import DIRECTORY, EVENTS, LIFECYCLE
+from projections.warehouse.rows import sql_string
+
+_HANDLING = "['community', 'street', 'district', 'city']"
+_SEVERITY = "['yellow', 'orange', 'red']"
+#: Unmatched LEFT JOIN columns must be type defaults ([] / 0), whatever the server profile says.
+_SETTINGS = "SETTINGS join_use_nulls = 0"
+
+
+def _s(value: str) -> str:
+    return sql_string(value)
+
+
+def _at_most(column: str, as_of: int) -> str:
+    return f"{column} <= fromUnixTimestamp64Micro(toInt64({int(as_of)}), 'UTC')"
+
+
+def data_bounds() -> str:
+    """Largest occurred_at and at in the data (the default 'now'); NULL when empty."""
+    return (
+        f"SELECT (SELECT maxOrNull(toUnixTimestamp64Micro(occurred_at)) FROM {EVENTS}) AS ev, "
+        f"(SELECT maxOrNull(toUnixTimestamp64Micro(at)) FROM {LIFECYCLE}) AS lc"
+    )
+
+
+def _directory() -> str:
+    return f"(SELECT household_key, household_id, 1 AS present FROM {DIRECTORY} FINAL)"
+
+
+def _lifecycle(as_of: int) -> str:
+    return (
+        f"(SELECT *, toUnixTimestamp64Micro(at) AS us FROM {LIFECYCLE} FINAL "
+        f"WHERE {_at_most('at', as_of)})"
+    )
+
+
+def _events(as_of: int, types: tuple[str, ...] | None = None) -> str:
+    only = f" AND type IN ({', '.join(_s(t) for t in types)})" if types else ""
+    return (
+        f"(SELECT household_key, type, org_unit, indicators, child_ref, `offset` AS off, "
+        f"toUnixTimestamp64Micro(occurred_at) AS us FROM {EVENTS} FINAL "
+        f"WHERE {_at_most('occurred_at', as_of)}{only})"
+    )
+
+
+def _district_filter(column: str, district: str | None) -> str:
+    return "" if district is None else f" AND substring({column}, 1, 6) = {_s(district[:6])}"
+
+
+def warnings(as_of: int, district: str | None) -> str:
+    """One row per warning raised ≤ as_of, with its transitions ≤ as_of."""
+    raised, esc = _s(lc.RAISED), _s(lc.ESCALATED)
+    return f"""
+SELECT w.warning_id AS warning_id, w.w_rule AS rule_id, w.w_level AS level,
+       w.w_key AS household_key, d.household_id AS household_id, d.present AS present,
+       w.w_org AS org_unit, w.raised_us AS raised_us, w.ack_us AS ack_us,
+       w.resolved_us AS resolved_us, w.escalations AS escalations,
+       w.w_handling AS handling_level, w.w_handling_org AS handling_org_unit,
+       w.w_highest AS highest_handling_level
+FROM (
+  SELECT warning_id,
+    anyIf(rule_id, type = {raised}) AS w_rule,
+    anyIf(level, type = {raised}) AS w_level,
+    anyIf(household_key, type = {raised}) AS w_key,
+    anyIf(org_unit, type = {raised}) AS w_org,
+    minIf(us, type = {raised}) AS raised_us,
+    minIfOrNull(us, type = {_s(lc.ACKNOWLEDGED)}) AS ack_us,
+    minIfOrNull(us, type = {_s(lc.RESOLVED)}) AS resolved_us,
+    countIf(type = {esc}) AS escalations,
+    anyIf(handling_level, type = {raised}) AS w_raised_handling,
+    anyIf(handling_org_unit, type = {raised}) AS w_raised_handling_org,
+    if(escalations > 0, argMaxIf(to_level, (us, seq), type = {esc}),
+       w_raised_handling) AS w_handling,
+    if(escalations > 0, argMaxIf(handling_org_unit, (us, seq), type = {esc}),
+       w_raised_handling_org) AS w_handling_org,
+    {_HANDLING}[greatest(indexOf({_HANDLING}, ifNull(w_raised_handling, '')),
+                         maxIf(indexOf({_HANDLING}, ifNull(to_level, '')), type = {esc}))]
+      AS w_highest
+  FROM {_lifecycle(as_of)}
+  GROUP BY warning_id
+  HAVING countIf(type = {raised}) > 0{_district_filter("w_org", district)}
+) AS w
+LEFT JOIN {_directory()} AS d ON w.w_key = d.household_key
+{_SETTINGS}"""
+
+
+def _open_warnings(as_of: int) -> str:
+    """Per household: warnings raised and not resolved ≤ as_of, and their top severity."""
+    raised = _s(lc.RAISED)
+    return f"""(
+  SELECT o_key AS household_key, count() AS open_warnings, max(o_severity) AS severity
+  FROM (
+    SELECT warning_id, anyIf(household_key, type = {raised}) AS o_key,
+           indexOf({_SEVERITY}, ifNull(anyIf(level, type = {raised}), '')) AS o_severity
+    FROM {_lifecycle(as_of)}
+    GROUP BY warning_id
+    HAVING countIf(type = {raised}) > 0 AND countIf(type = {_s(lc.RESOLVED)}) = 0
+  )
+  GROUP BY o_key
+)"""
+
+
+def households(as_of: int, district: str | None) -> str:
+    """One row per household with an event ≤ as_of (windows end at as_of)."""
+    windows = ",\n    ".join(
+        f"countIf(type = {_s(lc.PETITION)} AND us >= {as_of - days * MICROS_PER_DAY}) "
+        f"AS petitions_{days}d"
+        for days in lc.PETITION_WINDOWS_DAYS
+    )
+    return f"""
+SELECT h.household_key AS household_key, d.household_id AS household_id,
+       d.present AS present, h.h_org AS org_unit, h.h_indicators AS indicators,
+       h.last_visit_us AS last_visit_us, h.last_followup_us AS last_followup_us,
+       {", ".join(f"h.petitions_{n}d AS petitions_{n}d" for n in lc.PETITION_WINDOWS_DAYS)},
+       h.first_seen_us AS first_seen_us,
+       o.open_warnings AS open_warnings, o.severity AS severity
+FROM (
+  SELECT household_key,
+    argMax(org_unit, (us, off)) AS h_org,
+    arraySort(groupUniqArrayArray(indicators)) AS h_indicators,
+    maxIfOrNull(us, type = {_s(lc.VISIT)}) AS last_visit_us,
+    maxIfOrNull(us, type = {_s(lc.FOLLOWUP)}) AS last_followup_us,
+    {windows},
+    min(us) AS first_seen_us
+  FROM {_events(as_of)}
+  GROUP BY household_key
+  HAVING 1{_district_filter("h_org", district)}
+) AS h
+LEFT JOIN {_open_warnings(as_of)} AS o ON h.household_key = o.household_key
+LEFT JOIN {_directory()} AS d ON h.household_key = d.household_key
+{_SETTINGS}"""
+
+
+def guardianship(as_of: int, district: str | None) -> str:
+    """One row per (household, child) with a gap ≤ as_of; overdue judged at as_of."""
+    gap, restored, followup = _s(lc.GAP), _s(lc.RESTORED), _s(lc.FOLLOWUP)
+    due = lc.GUARDIANSHIP_FOLLOWUP_MICROS
+    care = _events(as_of, (lc.GAP, lc.RESTORED, lc.FOLLOWUP))
+    return f"""
+SELECT g.household_key AS household_key, d.household_id AS household_id, d.present AS present,
+       g.child AS child_ref, g.g_org AS org_unit, g.gap_us AS gap_us,
+       arrayFilter(x -> x >= g.gap_us, r.restores) AS later_restores,
+       if(empty(later_restores), NULL, arrayMax(later_restores)) AS restored_us,
+       c.last_followup_us AS last_followup_us,
+       g.gap_us + {due} <= {int(as_of)}
+         AND NOT arrayExists(x -> x >= g.gap_us AND x <= g.gap_us + {due}, c.care)
+         AS overdue
+FROM (
+  SELECT household_key, ifNull(child_ref, '') AS child, max(us) AS gap_us,
+         argMax(org_unit, (us, off)) AS g_org
+  FROM {care} WHERE type = {gap}
+  GROUP BY household_key, child
+  HAVING 1{_district_filter("g_org", district)}
+) AS g
+LEFT JOIN (
+  SELECT household_key, ifNull(child_ref, '') AS child, groupArray(us) AS restores
+  FROM {care} WHERE type = {restored}
+  GROUP BY household_key, child
+) AS r ON g.household_key = r.household_key AND g.child = r.child
+LEFT JOIN (
+  SELECT household_key, groupArrayIf(us, type IN ({restored}, {followup})) AS care,
+         maxIfOrNull(us, type = {followup}) AS last_followup_us
+  FROM {care}
+  GROUP BY household_key
+) AS c ON g.household_key = c.household_key
+LEFT JOIN {_directory()} AS d ON g.household_key = d.household_key
+{_SETTINGS}"""

@@ -1,0 +1,65 @@
+"""The embedded warehouse: chdb (the ClickHouse engine in-process).
+
+Constraints of chdb 4.4 (measured, not assumed):
+
+* one chdb engine per *process*: while a connection on path A is open,
+  opening path B in the same process fails ("EmbeddedServer already
+  initialized"); close the first warehouse before opening another path.
+* one *process* per chdb path: a second process opening the same directory
+  is refused ("Cannot lock file …/status. Another server instance in same
+  directory is already running"), so the embedded runtime opens the
+  warehouse from a single process (the processor), and other readers
+  (``jiahe sql``, the API) go through that process or run after it.
+* one connection runs one statement at a time, so every call takes a lock;
+  the warehouse is safe to share between threads but serialises them.
+
+Batches are handed to chdb as Arrow tables through its ``Python(name)``
+table function, which reads the table in place (measured on 300k events:
+0.4 s against 0.6–1.1 s for serialising an Arrow IPC stream into
+``send_insert``). chdb resolves ``name`` among the calling frame's locals,
+so the table sits in a local with a name nothing else uses.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import chdb
+import pyarrow as pa
+
+from projections import schema
+from projections.warehouse.sqlbase import SqlWarehouse
+
+
+class ChdbWarehouse(SqlWarehouse):
+    """Warehouse on a chdb data directory (``path=None``: in memory, for tests)."""
+
+    def __init__(self, path: Path | None, pseudonym_secret: bytes) -> None:
+        super().__init__(pseudonym_secret)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = chdb.connect(":memory:" if path is None else str(path))
+
+    def _execute(self, sql: str) -> None:
+        with self._lock:
+            self._conn.query(sql, "CSV")
+
+    def _insert(self, table: str, data: pa.Table) -> None:
+        jiahe_arrow_batch = data  # noqa: F841 - read by name by chdb's Python() below
+        columns = schema.column_list(table)
+        with self._lock:
+            self._conn.query(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(jiahe_arrow_batch)"
+            )
+
+    def _select(self, sql: str) -> pa.Table:
+        with self._lock:
+            result: pa.Table = self._conn.query(sql, "ArrowTable")
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,153 @@
+"""Envelopes and lifecycle dicts → Arrow tables in the warehouse's column order.
+
+Only catalog fields are picked from ``data`` by name, so free text
+(``notes``, ``note``) and unknown extra keys can never reach the warehouse.
+Tables are built column-wise (the insert hot path); either backend then
+ships one Arrow table per insert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from events.instants import parse_instant
+from events.orgunits import district_of, street_of
+from projections import schema
+
+#: ``data`` fields copied verbatim (all optional, None when absent). Free text —
+#: visit ``notes``, resolution ``note``, the guardianship gap ``reason`` (it
+#: describes a child's family situation) — is personal data and never copied.
+DATA_FIELDS: tuple[str, ...] = (
+    "channel",
+    "category",
+    "urgent",
+    "action",
+    "outcome",
+    "mediation_id",
+    "child_ref",
+    "resolution",
+    "warning_id",
+)
+
+RAISED = "warning.raised"
+ESCALATED = "warning.escalated"
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseInfo:
+    """The warning attributes copied onto its later lifecycle rows."""
+
+    rule_id: str | None
+    level: str | None
+    org_unit: str | None
+
+
+def _table(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
+    target = schema.arrow_schema(name)
+    arrays = [pa.array(columns[f.name], type=f.type) for f in target]
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def _optional_instant(text: str | None) -> int | None:
+    return None if text is None else parse_instant(text)
+
+
+_DATA_TYPE = pa.struct(
+    [pa.field("indicators", pa.list_(pa.string()))]
+    + [pa.field(c.name, c.arrow_type) for c in schema.EVENT_COLUMNS if c.name in DATA_FIELDS]
+)
+#: The envelope as Arrow reads it: only these keys are ever looked at.
+_ENVELOPE_TYPE = pa.struct(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("schema_version", pa.uint16()),
+        pa.field("actor", pa.string()),
+        pa.field("offset", pa.uint64()),
+        pa.field("data", _DATA_TYPE),
+    ]
+)
+
+
+def event_table(events: Sequence[Mapping[str, Any]], keys: Mapping[str, str]) -> pa.Table:
+    """The ``events`` rows for accepted envelopes (dicts; instants as UTC microseconds).
+
+    Arrow converts the envelopes against a struct type naming only catalog
+    fields (C++ speed, and keys such as ``notes`` are never even read);
+    Python handles what needs the project's helpers: instants, org-unit
+    parents and the pseudonym (``keys``: household_id → household_key).
+    """
+    envelope = pa.array(events, type=_ENVELOPE_TYPE)
+    parts = dict(zip(_ENVELOPE_TYPE.names, envelope.flatten(), strict=True))
+    data = dict(zip(_DATA_TYPE.names, parts.pop("data").flatten(), strict=True))
+    indicators = data.pop("indicators")
+    empty = pa.scalar([], type=indicators.type)
+    data["indicators"] = pc.if_else(pc.is_null(indicators), empty, indicators)
+    org_units: list[str] = [e["org_unit"] for e in events]
+    households: list[str] = [e["household_id"] for e in events]
+    python_cols: dict[str, list[Any]] = {
+        "occurred_at": [parse_instant(e["occurred_at"]) for e in events],
+        "recorded_at": [_optional_instant(e.get("recorded_at")) for e in events],
+        "org_unit": org_units,
+        "street": [street_of(o) for o in org_units],
+        "district": [district_of(o) for o in org_units],
+        "household_key": [keys[h] for h in households],
+    }
+    target = schema.arrow_schema(schema.EVENTS)
+    arrays = [
+        pa.array(python_cols[f.name], type=f.type)
+        if f.name in python_cols
+        else (parts.get(f.name) or data[f.name])
+        for f in target
+    ]
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def lifecycle_table(
+    records: Sequence[Mapping[str, Any]],
+    key_of: Callable[[str], str],
+    raises: Mapping[str, RaiseInfo],
+) -> pa.Table:
+    """The ``lifecycle`` rows; non-raise rows get their warning's attributes from ``raises``."""
+    cols: dict[str, list[Any]] = {c.name: [] for c in schema.LIFECYCLE_COLUMNS}
+    for record in records:
+        kind = record["type"]
+        info = raise_info(record) if kind == RAISED else raises.get(record["warning_id"])
+        org_unit = info.org_unit if info else None
+        cols["seq"].append(record["seq"])
+        cols["type"].append(kind)
+        cols["warning_id"].append(record["warning_id"])
+        cols["rule_id"].append(info.rule_id if info else None)
+        cols["household_key"].append(key_of(record["household_id"]))
+        cols["level"].append(info.level if info else None)
+        cols["org_unit"].append(org_unit)
+        cols["district"].append(district_of(org_unit) if org_unit else None)
+        handling = record.get("to_level") if kind == ESCALATED else record.get("handling_level")
+        cols["handling_level"].append(handling)
+        cols["handling_org_unit"].append(record.get("handling_org_unit"))
+        cols["from_level"].append(record.get("from_level"))
+        cols["to_level"].append(record.get("to_level"))
+        cols["at"].append(parse_instant(record["at"]))
+    return _table(schema.LIFECYCLE, cols)
+
+
+def raise_info(record: Mapping[str, Any]) -> RaiseInfo:
+    return RaiseInfo(record.get("rule_id"), record.get("level"), record.get("org_unit"))
+
+
+def directory_table(keys: Mapping[str, str]) -> pa.Table:
+    """``household_directory`` rows from a household_key → household_id mapping."""
+    return _table(
+        schema.DIRECTORY,
+        {"household_key": list(keys), "household_id": list(keys.values())},
+    )
+
+
+def sql_string(value: str) -> str:
+    """A ClickHouse string literal (backslash and quote escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,133 @@
+"""Shared implementation of the Warehouse port on top of three primitives.
+
+Backends differ only in how a statement is executed and how an Arrow table
+travels (chdb in-process, clickhouse-connect over HTTP); everything that
+decides *what* is stored — DDL, row shaping, pseudonymisation, lifecycle
+enrichment, reset — lives here once, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from projections import schema
+from projections.pseudonym import Pseudonymizer
+from projections.warehouse.base import QueryResult
+from projections.warehouse.rows import (
+    RAISED,
+    RaiseInfo,
+    directory_table,
+    event_table,
+    lifecycle_table,
+    raise_info,
+    sql_string,
+)
+
+
+def arrow_to_result(table: pa.Table) -> QueryResult:
+    """Arrow → plain Python rows (same conversion for every backend)."""
+    columns = tuple(table.column_names)
+    if not columns:
+        return QueryResult((), [])
+    values = [table.column(i).to_pylist() for i in range(len(columns))]
+    return QueryResult(columns, list(zip(*values, strict=True)))
+
+
+class SqlWarehouse(ABC):
+    """A Warehouse whose subclasses supply ``_execute``, ``_insert`` and ``_select``."""
+
+    #: Directory keys remembered as written (bounded; forgetting only costs a re-send).
+    DIRECTORY_CACHE_LIMIT = 1 << 20
+
+    def __init__(self, pseudonym_secret: bytes) -> None:
+        self._key_of = Pseudonymizer(pseudonym_secret)
+        self._directory_written: set[str] = set()
+
+    @abstractmethod
+    def _execute(self, sql: str) -> None:
+        """Run a statement that returns nothing (DDL, DELETE, TRUNCATE)."""
+
+    @abstractmethod
+    def _insert(self, table: str, data: pa.Table) -> None:
+        """Insert an Arrow table whose columns match ``schema.TABLE_COLUMNS[table]``."""
+
+    @abstractmethod
+    def _select(self, sql: str) -> pa.Table:
+        """Run a read statement and return its result as Arrow."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    def household_key(self, household_id: str) -> str:
+        return self._key_of(household_id)
+
+    def ensure_schema(self) -> None:
+        for statement in schema.ddl():
+            self._execute(statement)
+
+    def write_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        if not events:
+            return
+        keys = self._keys(e["household_id"] for e in events)
+        self._write_directory(keys)
+        self._insert(schema.EVENTS, event_table(events, keys))
+
+    def write_lifecycle(self, records: Sequence[Mapping[str, Any]]) -> None:
+        if not records:
+            return
+        raises = {r["warning_id"]: raise_info(r) for r in records if r["type"] == RAISED}
+        missing = {r["warning_id"] for r in records if r["warning_id"] not in raises}
+        raises.update(self._known_raises(missing))
+        self._write_directory(self._keys(r["household_id"] for r in records))
+        self._insert(schema.LIFECYCLE, lifecycle_table(records, self._key_of, raises))
+
+    def query(self, sql: str) -> QueryResult:
+        return arrow_to_result(self._select(sql))
+
+    def erase_household(self, household_id: str) -> None:
+        key = self._key_of(household_id)
+        self._directory_written.discard(key)
+        self._execute(f"DELETE FROM {schema.DIRECTORY} WHERE household_key = {sql_string(key)}")
+
+    def reset(self) -> None:
+        self._directory_written.clear()
+        for table in schema.TABLES:
+            self._execute(f"TRUNCATE TABLE IF EXISTS {table}")
+
+    def _keys(self, household_ids: Iterable[str]) -> dict[str, str]:
+        """household_id → household_key for the distinct households of a batch."""
+        return {h: self._key_of(h) for h in set(household_ids)}
+
+    def _write_directory(self, keys: Mapping[str, str]) -> None:
+        """Directory rows for households this process has not written yet.
+
+        Re-sending a known row is harmless (ReplacingMergeTree) but costs an
+        insert per batch; the cache makes steady-state batches skip it. It is
+        cleared on reset, and an erased key is forgotten, so a later event of
+        that household writes its row again — erasure that must survive new
+        events has to be enforced before events reach the warehouse.
+        """
+        written = self._directory_written
+        new = {key: household for household, key in keys.items() if key not in written}
+        if not new:
+            return
+        self._insert(schema.DIRECTORY, directory_table(new))
+        if len(written) + len(new) > self.DIRECTORY_CACHE_LIMIT:
+            written.clear()
+        written.update(new)
+
+    def _known_raises(self, warning_ids: set[str]) -> dict[str, RaiseInfo]:
+        """Raise attributes already in the warehouse (for records of earlier batches)."""
+        if not warning_ids:
+            return {}
+        ids = ", ".join(sql_string(w) for w in sorted(warning_ids))
+        result = self.query(
+            f"SELECT warning_id, rule_id, level, org_unit FROM {schema.LIFECYCLE} FINAL "
+            f"WHERE type = {sql_string(RAISED)} AND warning_id IN ({ids})"
+        )
+        return {row[0]: RaiseInfo(row[1], row[2], row[3]) for row in result.rows}

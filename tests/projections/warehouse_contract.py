@@ -1,0 +1,344 @@
+"""The contract every Warehouse backend must pass (chdb, ClickHouse over HTTP, …).
+
+Use it by subclassing in a ``test_*.py`` module and providing a ``warehouse``
+fixture that yields a fresh, empty backend built with ``CONTRACT_SECRET``
+(schema not yet created) and closes it afterwards::
+
+    class TestMyBackend(WarehouseContract):
+        @pytest.fixture
+        def warehouse(self, tmp_path): ...
+
+The class name does not start with ``Test``, so pytest only collects it
+through such subclasses.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from events.instants import parse_instant, to_datetime
+from events.orgunits import district_of, street_of
+from projections import analytics, ledgers, reference
+from projections.pseudonym import household_key
+from projections.warehouse.base import QueryResult, Warehouse
+from tests.projections.datagen import PERSONAL_MARK, Dataset, make_dataset
+
+CONTRACT_SECRET = b"contract-secret"
+LEDGERS: dict[str, tuple[Callable[..., list[dict[str, Any]]], Callable[..., list[dict[str, Any]]]]]
+LEDGERS = {
+    "warnings": (ledgers.warning_ledger, reference.warning_ledger),
+    "households": (ledgers.household_ledger, reference.household_ledger),
+    "guardianship": (ledgers.guardianship_ledger, reference.guardianship_ledger),
+}
+SEEDS = (1, 2, 3)
+
+
+def load(warehouse: Warehouse, data: Dataset, batch: int = 97) -> None:
+    """Write like the sink does: several batches, events before lifecycle."""
+    for i in range(0, len(data.events), batch):
+        warehouse.write_events(data.events[i : i + batch])
+    for i in range(0, len(data.lifecycle), batch):
+        warehouse.write_lifecycle(data.lifecycle[i : i + batch])
+
+
+def count(warehouse: Warehouse, table: str) -> int:
+    return int(warehouse.query(f"SELECT count() AS n FROM {table} FINAL").rows[0][0])
+
+
+def expected(
+    data: Dataset,
+    name: str,
+    as_of: int | None = None,
+    district: str | None = None,
+    erased: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    ref = LEDGERS[name][1]
+    return ref(
+        data.events,
+        data.lifecycle,
+        as_of,
+        district,
+        erased=erased,
+        pseudonym_secret=CONTRACT_SECRET,
+    )
+
+
+class WarehouseContract:
+    """Backend-independent behaviour of a Warehouse."""
+
+    @pytest.fixture
+    def warehouse(self) -> Iterator[Warehouse]:
+        raise NotImplementedError("a backend's test class provides this fixture")
+
+    @pytest.fixture
+    def wh(self, warehouse: Warehouse) -> Warehouse:
+        warehouse.ensure_schema()
+        return warehouse
+
+    # --- schema and plumbing -------------------------------------------------
+
+    def test_ensure_schema_is_idempotent(self, warehouse: Warehouse) -> None:
+        warehouse.ensure_schema()
+        warehouse.ensure_schema()
+        tables = warehouse.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name"
+        )
+        names = {row[0] for row in tables.rows}
+        assert {"events", "lifecycle", "household_directory"} <= names
+        assert {"daily_event_counts", "daily_lifecycle_counts"} <= names
+
+    def test_query_returns_columns_and_rows(self, wh: Warehouse) -> None:
+        result = wh.query("SELECT 1 AS one, 'x' AS s, CAST(NULL AS Nullable(Int64)) AS n")
+        assert isinstance(result, QueryResult)
+        assert result.columns == ("one", "s", "n")
+        assert result.rows == [(1, "x", None)]
+        assert result.dicts() == [{"one": 1, "s": "x", "n": None}]
+
+    def test_bad_sql_raises(self, wh: Warehouse) -> None:
+        with pytest.raises(Exception, match="(?i)unknown|missing|exist"):
+            wh.query("SELECT no_such_column FROM events")
+
+    def test_empty_warehouse_has_empty_ledgers(self, wh: Warehouse) -> None:
+        for name, (sql_ledger, _) in LEDGERS.items():
+            assert sql_ledger(wh) == [], name
+            assert sql_ledger(wh, as_of=parse_instant("2026-01-01T00:00:00Z")) == [], name
+        counts = analytics.daily_counts(wh)
+        assert counts.events == [] and counts.lifecycle == []
+
+    # --- round trips ---------------------------------------------------------
+
+    def test_events_round_trip(self, wh: Warehouse) -> None:
+        data = make_dataset(7, households=6)
+        load(wh, data)
+        got = wh.query(
+            "SELECT event_id, type, schema_version, occurred_at, "
+            "toUnixTimestamp64Micro(occurred_at) AS occurred_us, "
+            "toUnixTimestamp64Micro(recorded_at) AS recorded_us, org_unit, street, district, "
+            "household_key, actor, indicators, channel, category, urgent, action, outcome, "
+            "mediation_id, child_ref, resolution, warning_id, `offset` "
+            "FROM events FINAL ORDER BY `offset`"
+        ).dicts()
+        assert len(got) == len(data.events)
+        for row, event in zip(got, sorted(data.events, key=lambda e: e["offset"]), strict=True):
+            d = event["data"]
+            occurred = parse_instant(event["occurred_at"])
+            recorded = event["recorded_at"]
+            assert row == {
+                "event_id": event["event_id"],
+                "type": event["type"],
+                "schema_version": 1,
+                "occurred_at": to_datetime(occurred),
+                "occurred_us": occurred,
+                "recorded_us": None if recorded is None else parse_instant(recorded),
+                "org_unit": event["org_unit"],
+                "street": street_of(event["org_unit"]),
+                "district": district_of(event["org_unit"]),
+                "household_key": household_key(CONTRACT_SECRET, event["household_id"]),
+                "actor": event["actor"],
+                "indicators": d.get("indicators", []),
+                **{
+                    k: d.get(k)
+                    for k in (
+                        "channel",
+                        "category",
+                        "urgent",
+                        "action",
+                        "outcome",
+                        "mediation_id",
+                        "child_ref",
+                        "resolution",
+                        "warning_id",
+                    )
+                },
+                "offset": event["offset"],
+            }
+
+    def test_fields_outside_the_catalog_are_ignored(self, wh: Warehouse) -> None:
+        event = {
+            "offset": 1,
+            "event_id": "e-x",
+            "type": "warning.resolved",
+            "schema_version": 2,
+            "occurred_at": "2026-05-01T12:00:00.5+08:00",
+            "recorded_at": None,
+            "org_unit": "230102001001",
+            "household_id": "H-x",
+            "actor": None,
+            "data": {
+                "warning_id": "w-1",
+                "by": "chair",
+                "note": PERSONAL_MARK,
+                "future_field": {"nested": [1, 2]},
+                "indicators": None,
+            },
+        }
+        wh.write_events([event])
+        row = wh.query(
+            "SELECT type, schema_version, toUnixTimestamp64Micro(occurred_at) AS us, "
+            "indicators, warning_id, resolution FROM events FINAL"
+        ).dicts()
+        assert row == [
+            {
+                "type": "warning.resolved",
+                "schema_version": 2,
+                "us": parse_instant("2026-05-01T04:00:00.5Z"),
+                "indicators": [],
+                "warning_id": "w-1",
+                "resolution": None,
+            }
+        ]
+
+    def test_lifecycle_round_trip_carries_warning_attributes(self, wh: Warehouse) -> None:
+        data = make_dataset(8, households=12)
+        raises = {r["warning_id"]: r for r in data.lifecycle if r["type"] == "warning.raised"}
+        first = [r for r in data.lifecycle if r["type"] == "warning.raised"]
+        wh.write_lifecycle(first)  # the raises arrive in an earlier batch ...
+        wh.write_lifecycle([r for r in data.lifecycle if r["type"] != "warning.raised"])
+        got = wh.query(
+            "SELECT seq, type, warning_id, rule_id, household_key, level, org_unit, district, "
+            "handling_level, handling_org_unit, from_level, to_level, "
+            "toUnixTimestamp64Micro(at) AS at_us FROM lifecycle FINAL ORDER BY seq"
+        ).dicts()
+        assert [r["seq"] for r in got] == [r["seq"] for r in data.lifecycle]
+        for row, rec in zip(got, data.lifecycle, strict=True):
+            raise_ = raises[rec["warning_id"]]  # ... and still annotate the later rows
+            handling = rec.get("to_level") or rec.get("handling_level")
+            assert row == {
+                "seq": rec["seq"],
+                "type": rec["type"],
+                "warning_id": rec["warning_id"],
+                "rule_id": raise_["rule_id"],
+                "household_key": household_key(CONTRACT_SECRET, rec["household_id"]),
+                "level": raise_["level"],
+                "org_unit": raise_["org_unit"],
+                "district": district_of(raise_["org_unit"]),
+                "handling_level": handling,
+                "handling_org_unit": rec.get("handling_org_unit"),
+                "from_level": rec.get("from_level"),
+                "to_level": rec.get("to_level"),
+                "at_us": parse_instant(rec["at"]),
+            }
+
+    def test_duplicate_writes_are_idempotent(self, wh: Warehouse) -> None:
+        data = make_dataset(9)
+        load(wh, data, batch=50)
+        before = {name: sql(wh) for name, (sql, _) in LEDGERS.items()}
+        replay = Dataset(list(data.events), list(data.lifecycle))
+        random.Random(9).shuffle(replay.events)  # re-sent in other batches and order
+        load(wh, replay, batch=33)
+        load(wh, Dataset(data.events[:10], data.lifecycle[:10]))
+        assert count(wh, "events") == len(data.events)
+        assert count(wh, "lifecycle") == len(data.lifecycle)
+        households = {e["household_id"] for e in data.events}
+        assert count(wh, "household_directory") == len(households)
+        for name, (sql, _) in LEDGERS.items():
+            assert sql(wh) == before[name] == expected(data, name), name
+
+    def test_no_personal_text_anywhere(self, wh: Warehouse) -> None:
+        data = make_dataset(10)
+        assert any(PERSONAL_MARK in str(e["data"]) for e in data.events)
+        load(wh, data)
+        columns = wh.query(
+            "SELECT c.table, c.name FROM system.columns AS c "
+            "JOIN system.tables AS t ON c.database = t.database AND c.table = t.name "
+            "WHERE c.database = currentDatabase() AND t.engine != 'View'"
+        ).rows
+        assert len(columns) > 30
+        mark = PERSONAL_MARK.split("-张")[0]
+        household_ids = sorted({e["household_id"] for e in data.events})
+        for table, column in columns:
+            ident = f"toString(`{column}`)"
+            hits = wh.query(f"SELECT count() FROM {table} WHERE position({ident}, '{mark}') > 0")
+            assert hits.rows[0][0] == 0, f"personal text in {table}.{column}"
+            if table == "household_directory":
+                continue
+            ids = ", ".join("'" + h.replace("'", "\\'") + "'" for h in household_ids)
+            leaked = wh.query(f"SELECT count() FROM {table} WHERE {ident} IN ({ids})")
+            assert leaked.rows[0][0] == 0, f"household_id in analytics column {table}.{column}"
+        assert not {"notes", "note"} & {name for _, name in columns}
+        assert {t for t, name in columns if name == "household_id"} == {"household_directory"}
+
+    # --- ledgers -------------------------------------------------------------
+
+    @pytest.mark.parametrize("seed", SEEDS)
+    def test_ledgers_equal_reference(self, wh: Warehouse, seed: int) -> None:
+        data = make_dataset(seed)
+        load(wh, data)
+        rng = random.Random(seed)
+        districts = [None, *sorted({district_of(e["org_unit"]) for e in data.events})[:2]]
+        for as_of in [None, *data.as_of_candidates(rng, 10)]:
+            for district in districts:
+                for name, (sql, _) in LEDGERS.items():
+                    got = sql(wh, as_of, district)
+                    assert got == expected(data, name, as_of, district), (name, as_of, district)
+
+    def test_ledgers_accept_six_digit_district(self, wh: Warehouse) -> None:
+        data = make_dataset(4)
+        load(wh, data)
+        code = district_of(data.events[0]["org_unit"])
+        for name, (sql, _) in LEDGERS.items():
+            assert sql(wh, None, code[:6]) == sql(wh, None, code) != [], name
+            with pytest.raises(ValueError):
+                sql(wh, None, "23010")
+
+    def test_as_of_slices_equal_ledgers_of_the_data_known_then(self, wh: Warehouse) -> None:
+        data = make_dataset(5)
+        rng = random.Random(5)
+        slices = data.as_of_candidates(rng, 4)
+        load(wh, data)
+        full = {(t, n): sql(wh, t) for t in slices for n, (sql, _) in LEDGERS.items()}
+        for t in slices:
+            wh.reset()
+            known = data.until(t)
+            load(wh, known)
+            for name, (sql, _) in LEDGERS.items():
+                assert sql(wh, t) == full[(t, name)] == expected(known, name, t), (name, t)
+
+    def test_erased_household_keeps_its_counts(self, wh: Warehouse) -> None:
+        data = make_dataset(6)
+        load(wh, data)
+        victim = data.lifecycle[0]["household_id"]  # one with a warning
+        before = {name: sql(wh) for name, (sql, _) in LEDGERS.items()}
+        wh.erase_household(victim)
+        label = "erased:" + household_key(CONTRACT_SECRET, victim)
+        erased = frozenset({victim})
+        for name, (sql, _) in LEDGERS.items():
+            after = sql(wh)
+            assert after == expected(data, name, erased=erased), name
+            assert len(after) == len(before[name]), name
+            assert all(r["household_id"] != victim for r in after), name
+        warnings = ledgers.warning_ledger(wh)
+        assert any(r["household_id"] == label for r in warnings)
+        households = ledgers.household_ledger(wh)
+        assert [r for r in households if r["household_id"] == label][0]["open_warnings"] == sum(
+            1 for r in warnings if r["household_id"] == label and r["status"] != "resolved"
+        )
+        assert count(wh, "events") == len(data.events)
+
+    def test_daily_counts_equal_reference(self, wh: Warehouse) -> None:
+        data = make_dataset(11)
+        load(wh, data)
+        for as_of in [None, *data.as_of_candidates(random.Random(11), 3)]:
+            got = analytics.daily_counts(wh, as_of)
+            ref_events, ref_lifecycle = reference.daily_counts(data.events, data.lifecycle, as_of)
+            assert got.events == ref_events
+            assert got.lifecycle == ref_lifecycle
+        assert sum(r["events"] for r in analytics.daily_counts(wh).events) == len(data.events)
+
+    # --- lifecycle of the store ----------------------------------------------
+
+    def test_reset_drops_data_and_keeps_schema(self, wh: Warehouse) -> None:
+        data = make_dataset(12)
+        load(wh, data)
+        wh.reset()
+        for table in ("events", "lifecycle", "household_directory"):
+            assert count(wh, table) == 0, table
+        for name, (sql, _) in LEDGERS.items():
+            assert sql(wh) == [], name
+        wh.ensure_schema()
+        load(wh, data)
+        assert ledgers.warning_ledger(wh) == expected(data, "warnings")
