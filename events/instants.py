@@ -26,9 +26,12 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 
 def from_datetime(moment: datetime) -> int:
     """Microseconds since the epoch; refuses naive datetimes (they are ambiguous)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    if moment.tzinfo is None:
         raise InstantError("timestamp has no UTC offset")
-    return (moment - EPOCH) // _ONE_MICROSECOND
+    try:
+        return (moment - EPOCH) // _ONE_MICROSECOND
+    except TypeError as exc:  # a tzinfo whose utcoffset() is None: still naive
+        raise InstantError("timestamp has no UTC offset") from exc
 
 
 def to_datetime(micros: int) -> datetime:

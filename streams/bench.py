@@ -14,7 +14,6 @@ late, duplicate and invalid deliveries:
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import platform
@@ -31,19 +30,16 @@ from events.sample import StreamSpec, write_jsonl
 from rules.engine import Engine
 from rules.pack import load_pack
 from rules.replay import Replay
+from streams.cli_embedded import bulk_mode
 from streams.clock import EventTimeClock
 from streams.embedded import EmbeddedRuntime
 
 
 def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
-    gc.collect()
-    gc.freeze()
-    started = time.perf_counter()
-    try:
+    with bulk_mode():
+        started = time.perf_counter()
         result = action()
-    finally:
         elapsed = time.perf_counter() - started
-        gc.unfreeze()
     return elapsed, result
 
 

@@ -69,11 +69,13 @@ def main(ctx: click.Context, home: Path) -> None:
 def replay(file: Path, warnings_out: Path, as_of: str | None, pack: Path | None,
            rejects_out: Path | None) -> None:
     """Run the engine alone over a JSONL file, in file order."""
+    from streams.cli_embedded import bulk_mode
+
     limit = _instant(as_of)
     runner = Replay(_engine(pack))
     rejects = rejects_out.open("wb") if rejects_out else None
     written = 0
-    with file.open("rb") as source, warnings_out.open("wb") as out:
+    with bulk_mode(), file.open("rb") as source, warnings_out.open("wb") as out:
         for number, line in enumerate(source, start=1):
             if not line.strip():
                 continue

@@ -57,6 +57,19 @@ def _optional_instant(text: str | None) -> int | None:
     return None if text is None else parse_instant(text)
 
 
+def instant_array(texts: list[str | None], arrow_type: pa.DataType) -> pa.Array:
+    """ISO 8601 texts (with offsets) as an Arrow timestamp column.
+
+    Arrow's own ISO parser does it ~50× faster than Python; should it refuse a
+    spelling that validation accepted, the batch falls back to the exact
+    Python parser rather than fail the flush.
+    """
+    try:
+        return pa.array(texts, type=pa.string()).cast(arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([_optional_instant(t) for t in texts], type=arrow_type)
+
+
 _DATA_TYPE = pa.struct(
     [pa.field("indicators", pa.list_(pa.string()))]
     + [pa.field(c.name, c.arrow_type) for c in schema.EVENT_COLUMNS if c.name in DATA_FIELDS]
@@ -91,8 +104,8 @@ def event_table(events: Sequence[Mapping[str, Any]], keys: Mapping[str, str]) ->
     org_units: list[str] = [e["org_unit"] for e in events]
     households: list[str] = [e["household_id"] for e in events]
     python_cols: dict[str, list[Any]] = {
-        "occurred_at": [parse_instant(e["occurred_at"]) for e in events],
-        "recorded_at": [_optional_instant(e.get("recorded_at")) for e in events],
+        "occurred_at": [e["occurred_at"] for e in events],
+        "recorded_at": [e.get("recorded_at") for e in events],
         "org_unit": org_units,
         "street": [street_of(o) for o in org_units],
         "district": [district_of(o) for o in org_units],
@@ -100,12 +113,17 @@ def event_table(events: Sequence[Mapping[str, Any]], keys: Mapping[str, str]) ->
     }
     target = schema.arrow_schema(schema.EVENTS)
     arrays = [
-        pa.array(python_cols[f.name], type=f.type)
+        instant_array(python_cols[f.name], f.type)
+        if f.name in _INSTANT_COLUMNS
+        else pa.array(python_cols[f.name], type=f.type)
         if f.name in python_cols
         else (parts.get(f.name) or data[f.name])
         for f in target
     ]
     return pa.Table.from_arrays(arrays, schema=target)
+
+
+_INSTANT_COLUMNS = frozenset({"occurred_at", "recorded_at"})
 
 
 def lifecycle_table(
