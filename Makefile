@@ -22,7 +22,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy events rules streams projections
+	$(VENV)/bin/mypy events rules streams projections api
 
 bench: setup
 	$(PY) -m benchmarks.core

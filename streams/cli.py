@@ -196,14 +196,12 @@ def bench(quick: bool, events: int | None, json_out: Path | None) -> None:
 
 
 def _register_runtimes() -> None:
-    from streams import cli_embedded
+    from api import cli as cli_api
+    from streams import cli_embedded, cli_kafka
 
     cli_embedded.register(main)
-    try:
-        from streams import cli_kafka
-    except ImportError:  # pragma: no cover - the Kafka extras are part of the install
-        return
     cli_kafka.register(main)
+    cli_api.register(main)
 
 
 _register_runtimes()

@@ -1,0 +1,217 @@
+"""``create_app(home)``: the FastAPI application on the embedded runtime.
+
+Endpoints (all need ``Authorization: Bearer``): ingest, the alert inbox with
+acknowledge/resolve (appended as ``warning.*`` events, never table updates),
+a server-sent-events stream of the inbox, the three ledgers, KPIs, and webhook
+subscriptions. See ``api.auth`` for the role/scope rules and ``api.services``
+for why processing is inline. A note sent to ``acknowledge`` is accepted but
+not kept: the catalog's ``warning.acknowledged`` has no note field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from api import stream
+from api.auth import (
+    INGEST_ROLES,
+    KPI_ROLES,
+    ROW_ROLES,
+    bearer_user,
+    district_filter,
+    in_scope,
+    org_unit_in_scope,
+    require,
+)
+from api.services import Services
+from api.stream import open_log, start_position
+from api.users import User
+from events.instants import InstantError, parse_instant
+
+MAX_EVENTS = 5_000
+MAX_BODY_BYTES = 5 * 1024 * 1024
+Status = Literal["open", "acknowledged", "resolved"]
+WarningLevel = Literal["yellow", "orange", "red"]
+LedgerName = Literal["warnings", "households", "guardianship"]
+
+IngestUser = Annotated[User, Depends(require(*INGEST_ROLES))]
+RowUser = Annotated[User, Depends(require(*ROW_ROLES))]
+KpiUser = Annotated[User, Depends(require(*KPI_ROLES))]
+
+
+class Note(BaseModel):
+    note: str | None = Field(default=None, max_length=20_000)
+
+
+class SubscriptionIn(BaseModel):
+    org_unit: str = Field(description="Alerts for this unit and everything under it.")
+    min_level: WarningLevel = "yellow"
+    rule_ids: list[str] | None = None
+    channel: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://", max_length=2_000)
+    secret: str = Field(min_length=16, max_length=200)
+
+
+def _as_of(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except InstantError as exc:
+        raise HTTPException(422, f"as_of: {exc}") from exc
+
+
+async def _read_body(request: Request) -> bytes:
+    """Refuse oversize bodies before holding them in memory (413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_INGEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "array", "maxItems": MAX_EVENTS, "items": {"type": "object"}}}}}}
+
+
+def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
+               poll_s: float = 0.5, tick_s: float | None = 30.0) -> FastAPI:
+    services = Services(home, max_attempts=max_attempts, backoff_s=backoff_s, poll_s=poll_s,
+                        tick_s=tick_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.start()
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(title="jiahe", version="0.1.0", lifespan=lifespan,
+                  summary="家和 — risk early warning: ingest, alerts, ledgers, KPIs")
+    app.state.services = services
+
+    @app.middleware("http")
+    async def authenticate_first(request: Request, call_next: Any) -> Response:
+        """401 before anything else: an anonymous caller learns nothing, not even a 422."""
+        if request.url.path.startswith("/v1/") and bearer_user(request) is None:
+            return JSONResponse({"detail": "a valid bearer token is required"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        response: Response = await call_next(request)
+        return response
+
+    @app.post("/v1/events", openapi_extra=_INGEST_BODY, tags=["ingest"])
+    async def ingest(request: Request, user: IngestUser) -> dict[str, Any]:
+        """Publish a batch; a result per event (accepted / duplicate / rejected + reason)."""
+        body = await _read_body(request)
+        try:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, f"body is not valid JSON ({exc})") from exc
+        if not isinstance(items, list):
+            raise HTTPException(400, "body must be a JSON array of events")
+        if len(items) > MAX_EVENTS:
+            raise HTTPException(413, f"more than {MAX_EVENTS} events in one request")
+        results = await run_in_threadpool(services.ingest, items, user)
+        counts = {s: sum(1 for r in results if r["status"] == s)
+                  for s in ("accepted", "duplicate", "rejected")}
+        return {"received": len(results), **counts, "results": results}
+
+    @app.get("/v1/alerts", tags=["alerts"])
+    def alerts(user: RowUser, status: Status | None = None, level: WarningLevel | None = None,
+               district: str | None = None) -> dict[str, Any]:
+        """The inbox: warnings in the caller's org unit, newest raise last."""
+        code = district_filter(user, district)
+        rows = [r for r in services.ledger("warnings", user, None, code)
+                if (status is None or r["status"] == status)
+                and (level is None or r["level"] == level)]
+        services.users.audit(user, "alerts.list",
+                             {"status": status, "level": level, "district": code}, len(rows))
+        return {"count": len(rows), "alerts": rows}
+
+    @app.get("/v1/alerts/stream", tags=["alerts"],
+             response_class=StreamingResponse)
+    def alert_stream(request: Request, user: RowUser, after: int | None = None) -> Response:
+        """Server-sent events: each lifecycle record in the caller's scope, as it happens."""
+        db = open_log(services.runtime.log.path)
+        position = start_position(db, request, after)
+        services.users.audit(user, "alerts.stream", {"from": position}, 0)
+        return StreamingResponse(stream.alert_stream(db, request, user, position),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    def _act(user: User, warning_id: str, kind: str, note: str | None) -> dict[str, Any]:
+        row = services.find_warning(user, warning_id)
+        if row is None:
+            raise HTTPException(404, "no such warning")
+        done = {"acknowledged": ("acknowledged", "resolved"), "resolved": ("resolved",)}[kind]
+        if row["status"] in done:
+            raise HTTPException(409, f"warning already {row['status']}")
+        event_id = services.act(user, row, kind, note)
+        services.users.audit(user, f"alerts.{kind}", {"warning_id": warning_id}, 1)
+        after = services.find_warning(user, warning_id)
+        return {"event_id": event_id, "warning": after}
+
+    @app.post("/v1/alerts/{warning_id}/acknowledge", tags=["alerts"])
+    def acknowledge(warning_id: str, user: RowUser, body: Note | None = None) -> dict[str, Any]:
+        """Appends a ``warning.acknowledged`` event (stops escalation); 404 outside scope."""
+        return _act(user, warning_id, "acknowledged", None)
+
+    @app.post("/v1/alerts/{warning_id}/resolve", tags=["alerts"])
+    def resolve(warning_id: str, user: RowUser, body: Note | None = None) -> dict[str, Any]:
+        """Appends a ``warning.resolved`` event with the note; 404 outside scope."""
+        return _act(user, warning_id, "resolved", body.note if body else None)
+
+    @app.get("/v1/ledgers/{name}", tags=["ledgers"])
+    def ledger(name: LedgerName, user: RowUser, as_of: str | None = None,
+               district: str | None = None) -> dict[str, Any]:
+        """A ledger as of an instant, limited to the caller's org unit."""
+        code = district_filter(user, district)
+        rows = services.ledger(name, user, _as_of(as_of), code)
+        services.users.audit(user, f"ledgers.{name}", {"as_of": as_of, "district": code},
+                             len(rows))
+        return {"count": len(rows), "rows": rows}
+
+    @app.get("/v1/kpis", tags=["analytics"])
+    def kpis(user: KpiUser, as_of: str | None = None) -> dict[str, Any]:
+        """Pseudonymous aggregates over the caller's org unit (no household ids)."""
+        result = services.kpis(user, _as_of(as_of))
+        services.users.audit(user, "kpis", {"as_of": as_of}, 0)
+        return result
+
+    @app.post("/v1/subscriptions", status_code=201, tags=["subscriptions"])
+    def subscribe(sub: SubscriptionIn, user: RowUser) -> dict[str, Any]:
+        """Webhook for alerts in an org unit within the caller's scope."""
+        org_unit_in_scope(user, sub.org_unit)
+        created = services.subscriptions.create(user.name, sub.org_unit, sub.min_level,
+                                                sub.rule_ids, sub.url, sub.secret, sub.channel)
+        return created.public()
+
+    @app.get("/v1/subscriptions", tags=["subscriptions"])
+    def subscriptions(user: RowUser) -> dict[str, Any]:
+        subs = [s.public() for s in services.subscriptions.all() if in_scope(user, s.org_unit)]
+        return {"count": len(subs), "subscriptions": subs}
+
+    @app.delete("/v1/subscriptions/{sub_id}", status_code=204, tags=["subscriptions"])
+    def unsubscribe(sub_id: str, user: RowUser) -> Response:
+        sub = services.subscriptions.get(sub_id)
+        if sub is None or not in_scope(user, sub.org_unit):
+            raise HTTPException(404, "no such subscription")
+        services.subscriptions.delete(sub_id)
+        return Response(status_code=204)
+
+    return app

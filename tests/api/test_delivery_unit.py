@@ -1,0 +1,50 @@
+"""The delivery loop without a server: re-reading lifecycle records never repeats a delivery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api.delivery import CHECKPOINT, DeliveryWorker, sign, transition_of
+from api.subscriptions import SubscriptionStore
+from streams.embedded import LOG_FILE
+from streams.sqlite_log import SqliteLog
+from tests.api.conftest import Receiver
+
+RAISED = {"type": "warning.raised", "warning_id": "w-1", "rule_id": "violence-injury",
+          "household_id": "hh-1", "level": "red", "org_unit": "230102001001",
+          "handling_level": "community", "handling_org_unit": "230102001001",
+          "at": "2026-11-01T00:00:00Z"}
+ESCALATED = {"type": "warning.escalated", "warning_id": "w-1", "household_id": "hh-1",
+             "from_level": "community", "to_level": "street",
+             "handling_org_unit": "230102001000", "at": "2026-11-02T00:00:00Z"}
+
+
+def test_redelivery_after_checkpoint_loss_sends_nothing_twice(tmp_path: Path,
+                                                              receiver: Receiver) -> None:
+    log = SqliteLog(tmp_path / LOG_FILE)
+    with log.transaction():
+        log.append_lifecycle([RAISED, ESCALATED])
+    store = SubscriptionStore.at_home(tmp_path)
+    store.create("chair", "230102000000", "orange", None, receiver.url + "/unit", "k" * 16)
+    store.create("other", "230103000000", "yellow", None, receiver.url + "/unit-other",
+                 "k" * 16)
+    worker = DeliveryWorker(tmp_path, store, max_attempts=2, backoff_s=0)
+    try:
+        assert worker.enqueue_new() == 2
+        assert worker.dispatch_due() == 2
+        with log.transaction():  # a crash before the checkpoint moved: records are re-read
+            log.set_checkpoint(CHECKPOINT, 0)
+        worker._warnings.clear()
+        assert worker.enqueue_new() == 0
+        assert worker.dispatch_due() == 0
+    finally:
+        worker.stop()
+    got = receiver.at("/unit")
+    assert [r.json()["transition"] for r in got] == ["warning.raised",
+                                                     "warning.escalated:street"]
+    assert got[1].json()["warning"]["level"] == "red"  # looked up from the raise record
+    assert got[0].headers["X-Jiahe-Signature"] == sign("k" * 16, got[0].body)
+    assert receiver.at("/unit-other") == []
+    assert transition_of(ESCALATED) == "warning.escalated:street"
+    store.close()
+    log.close()
