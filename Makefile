@@ -1,10 +1,13 @@
 # Fresh-machine entry points (README): `make demo` and `make test`.
-# Everything installs into ./.venv from requirements.lock (versions seen working together).
+# Python packages install into ./.venv from requirements.lock (versions seen working
+# together). `make test` also needs Java 17 + Maven (the Kafka broker comes from Maven
+# Central jars) and Debian's chromium (browser tests); it installs chromium with apt-get
+# when missing.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench system-deps
 
 setup: $(VENV)/.installed
 
@@ -17,12 +20,22 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: setup
 	$(VENV)/bin/jiahe demo
 
-test: setup
-	$(PY) -m pytest -q
+# Browser tests need Debian's chromium (+ a CJK font for legible screenshots).
+system-deps:
+	@command -v java >/dev/null || { echo "Java 17+ is required (Kafka broker)" >&2; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is required (Kafka broker jars)" >&2; exit 1; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium with apt-get (browser tests)"; \
+	  apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-wqy-microhei >/dev/null; }; }
+
+# A missing browser fails the web tests instead of skipping them.
+test: setup system-deps
+	JIAHE_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy events rules streams projections api
 
 bench: setup
-	$(PY) -m benchmarks.core
+	$(VENV)/bin/jiahe bench

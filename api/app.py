@@ -10,6 +10,7 @@ not kept: the catalog's ``warning.acknowledged`` has no note field.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api import stream
 from api.auth import (
@@ -32,9 +33,12 @@ from api.auth import (
     org_unit_in_scope,
     require,
 )
+from api.email_channel import MAILTO, SmtpSender
+from api.routing import Grouping, silence_router
 from api.services import Services
 from api.stream import open_log, start_position
 from api.users import User
+from api.web import router as workspace_router
 from events.instants import InstantError, parse_instant
 
 MAX_EVENTS = 5_000
@@ -56,9 +60,22 @@ class SubscriptionIn(BaseModel):
     org_unit: str = Field(description="Alerts for this unit and everything under it.")
     min_level: WarningLevel = "yellow"
     rule_ids: list[str] | None = None
-    channel: Literal["webhook"] = "webhook"
-    url: str = Field(pattern=r"^https?://", max_length=2_000)
-    secret: str = Field(min_length=16, max_length=200)
+    channel: Literal["webhook", "email"] = "webhook"
+    url: str | None = Field(default=None, pattern=r"^https?://", max_length=2_000,
+                            description="webhook: where to POST.")
+    secret: str | None = Field(default=None, min_length=16, max_length=200,
+                               description="webhook: the HMAC-SHA256 key.")
+    address: str | None = Field(default=None, max_length=254,
+                                pattern=r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+$",
+                                description="email: the recipient.")
+
+    @model_validator(mode="after")
+    def _channel_fields(self) -> SubscriptionIn:
+        if self.channel == "webhook" and (self.url is None or self.secret is None):
+            raise ValueError("a webhook subscription needs url and secret")
+        if self.channel == "email" and (self.address is None or self.url is not None):
+            raise ValueError("an email subscription needs address (and no url)")
+        return self
 
 
 def _as_of(value: str | None) -> int | None:
@@ -89,9 +106,26 @@ _INGEST_BODY = {"requestBody": {"required": True, "content": {"application/json"
 
 
 def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
-               poll_s: float = 0.5, tick_s: float | None = 30.0) -> FastAPI:
+               poll_s: float = 0.5, tick_s: float | None = 30.0, smtp: str | None = None,
+               repeat_red_minutes: float | None = None, group_wait_s: float | None = None,
+               group_interval_s: float | None = None) -> FastAPI:
     services = Services(home, max_attempts=max_attempts, backoff_s=backoff_s, poll_s=poll_s,
                         tick_s=tick_s)
+    # routing and e-mail (api.routing, api.email_channel); $JIAHE_SMTP = HOST:PORT,
+    # $JIAHE_REPEAT_RED_MINUTES (0: off), $JIAHE_GROUP_WAIT_S / $JIAHE_GROUP_INTERVAL_S
+    # (grouping by (district, rule); off unless the interval is > 0) when not passed.
+    smtp = smtp or os.environ.get("JIAHE_SMTP") or None
+    if smtp:
+        services.worker.smtp = SmtpSender.parse(smtp)
+    if repeat_red_minutes is None:
+        repeat_red_minutes = float(os.environ.get("JIAHE_REPEAT_RED_MINUTES", "240"))
+    services.worker.repeat_red_s = repeat_red_minutes * 60 or None
+    if group_wait_s is None:
+        group_wait_s = float(os.environ.get("JIAHE_GROUP_WAIT_S", "0"))
+    if group_interval_s is None:
+        group_interval_s = float(os.environ.get("JIAHE_GROUP_INTERVAL_S", "0"))
+    if group_interval_s > 0:
+        services.worker.grouping = Grouping(group_wait_s, group_interval_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -195,10 +229,12 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
 
     @app.post("/v1/subscriptions", status_code=201, tags=["subscriptions"])
     def subscribe(sub: SubscriptionIn, user: RowUser) -> dict[str, Any]:
-        """Webhook for alerts in an org unit within the caller's scope."""
+        """Webhook or e-mail for alerts in an org unit within the caller's scope."""
         org_unit_in_scope(user, sub.org_unit)
+        url, secret = (MAILTO + (sub.address or ""), "") if sub.channel == "email" else (
+            sub.url or "", sub.secret or "")
         created = services.subscriptions.create(user.name, sub.org_unit, sub.min_level,
-                                                sub.rule_ids, sub.url, sub.secret, sub.channel)
+                                                sub.rule_ids, url, secret, sub.channel)
         return created.public()
 
     @app.get("/v1/subscriptions", tags=["subscriptions"])
@@ -214,4 +250,6 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
         services.subscriptions.delete(sub_id)
         return Response(status_code=204)
 
+    app.include_router(silence_router(services))
+    app.include_router(workspace_router)  # the chairs' workspace page: /, /workspace/
     return app

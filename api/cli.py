@@ -19,12 +19,34 @@ def register(main: click.Group) -> None:
                   help="Seconds before the first retry; doubles per attempt.")
     @click.option("--tick", default=30.0, show_default=True,
                   help="Seconds between wall-clock processor runs (deadlines, other writers).")
+    @click.option("--smtp", envvar="JIAHE_SMTP", metavar="HOST:PORT",
+                  help="SMTP server for e-mail subscriptions ($JIAHE_SMTP).")
+    @click.option("--repeat-red-minutes", envvar="JIAHE_REPEAT_RED_MINUTES", default=240.0,
+                  show_default=True, help="Re-notify unacknowledged red warnings (0: never).")
+    @click.option("--group-wait", envvar="JIAHE_GROUP_WAIT_S", default=30.0, show_default=True,
+                  help="Seconds a new (district, rule) alert group waits for company.")
+    @click.option("--group-interval", envvar="JIAHE_GROUP_INTERVAL_S", default=0.0,
+                  show_default=True, help="Seconds between a group's notifications (0: no "
+                  "grouping, every alert is sent at once).")
     @click.pass_context
     def api(ctx: click.Context, port: int, host: str, webhook_max_attempts: int,
-            webhook_backoff: float, tick: float) -> None:
+            webhook_backoff: float, tick: float, smtp: str | None,
+            repeat_red_minutes: float, group_wait: float, group_interval: float) -> None:
         """Serve the HTTP API (OpenAPI at /openapi.json) on the embedded runtime."""
+        import os
+
+        from api.email_channel import parse_hostport
         from api.server import serve
 
+        if smtp:  # create_app reads these (api.app); server.py stays unchanged
+            try:
+                parse_hostport(smtp)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--smtp") from exc
+            os.environ["JIAHE_SMTP"] = smtp
+        os.environ["JIAHE_REPEAT_RED_MINUTES"] = str(repeat_red_minutes)
+        os.environ["JIAHE_GROUP_WAIT_S"] = str(group_wait)
+        os.environ["JIAHE_GROUP_INTERVAL_S"] = str(group_interval)
         home: Path = ctx.obj["home"]
         serve(home, host, port, webhook_max_attempts, webhook_backoff, tick_s=tick)
 

@@ -15,12 +15,24 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
+from api.email_channel import SmtpError, SmtpSender, address_of, render_group
+from api.routing import (
+    SILENCED,
+    Grouping,
+    Silence,
+    SilenceStore,
+    due_repeats,
+    group_body,
+    group_key,
+    silenced_by,
+)
 from api.subscriptions import PendingDelivery, SubscriptionStore
 from events.instants import now_micros
 from events.orgunits import district_of
@@ -49,13 +61,22 @@ class DeliveryWorker:
     """Enqueue and dispatch in one thread; ``wake()`` after processing cuts latency."""
 
     def __init__(self, home: Path, store: SubscriptionStore, max_attempts: int = 5,
-                 backoff_s: float = 1.0, poll_s: float = 0.5, timeout_s: float = 5.0) -> None:
+                 backoff_s: float = 1.0, poll_s: float = 0.5, timeout_s: float = 5.0,
+                 smtp: SmtpSender | None = None, repeat_red_s: float | None = None) -> None:
         self.log = SqliteLog(home / LOG_FILE)
         self.store = store
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.poll_s = poll_s
         self.client = httpx.Client(timeout=timeout_s)
+        #: e-mail channel (api.email_channel); None: e-mail deliveries fail and retry.
+        self.smtp = smtp
+        #: api.routing: silences, and the repeat interval for unacknowledged red warnings.
+        self.silences = SilenceStore.of(store)
+        self.repeat_red_s = repeat_red_s
+        self._repeats_checked = 0.0
+        #: api.routing grouping by (district, rule); None: every row is sent on its own.
+        self.grouping: Grouping | None = None
         self._warnings: dict[str, dict[str, Any]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -80,6 +101,10 @@ class DeliveryWorker:
         while not self._stop.is_set():
             try:
                 self.enqueue_new()
+                if self.repeat_red_s and (time.monotonic() - self._repeats_checked
+                                          >= min(self.repeat_red_s / 4, 5.0)):
+                    self._repeats_checked = time.monotonic()
+                    self.enqueue_repeats()
                 self.dispatch_due()
             except Exception:  # the loop must outlive any one bad record or peer
                 log.exception("webhook delivery loop")
@@ -108,6 +133,7 @@ class DeliveryWorker:
         added = 0
         while entries := self.log.read_lifecycle(position, batch):
             subscriptions = self.store.all()
+            silences = self.silences.active(now_micros())
             for entry in entries:
                 record = orjson.loads(entry.body)
                 raised = self._warning(record)
@@ -126,11 +152,36 @@ class DeliveryWorker:
                             "subscription_id": sub.id, "transition": transition,
                             "warning": warning, "record": record,
                         }, option=orjson.OPT_SORT_KEYS)
-                        added += self.store.enqueue(sub.id, warning["warning_id"], transition,
-                                                    body)
+                        added += self._enqueue(sub.id, warning, transition, body, silences)
             position = entries[-1].position
             with self.log.transaction():
                 self.log.set_checkpoint(CHECKPOINT, position)
+        return added
+
+    def enqueue_repeats(self, now: int | None = None) -> int:
+        """Reminders for unacknowledged red warnings, one per repeat slot (api.routing)."""
+        if not self.repeat_red_s:
+            return 0
+        at = now_micros() if now is None else now
+        silences = self.silences.active(at)
+        added = 0
+        for r in due_repeats(self.store, at, int(self.repeat_red_s * 1_000_000)):
+            added += self._enqueue(r.subscription_id, r.warning, r.transition, r.body, silences)
+        return added
+
+    def _enqueue(self, sub_id: str, warning: dict[str, Any], transition: str, body: bytes,
+                 silences: list[Silence]) -> bool:
+        """Into the outbox: silenced (recorded, never sent), or pending (at its group's flush)."""
+        if silenced_by(silences, warning, transition) is not None:
+            return self.store.enqueue(sub_id, warning["warning_id"], transition, body, SILENCED)
+        if self.grouping is None:
+            return self.store.enqueue(sub_id, warning["warning_id"], transition, body)
+        key = (sub_id, str(warning["district"]), str(warning["rule_id"]))
+        at = self.grouping.flush_at(key, now_micros())
+        added = self.store.enqueue(sub_id, warning["warning_id"], transition, body,
+                                   not_before=at)
+        if added:
+            self.grouping.scheduled(key, at)
         return added
 
     # -- outbox → receivers -------------------------------------------------------
@@ -138,11 +189,49 @@ class DeliveryWorker:
     def dispatch_due(self) -> int:
         sent = 0
         while due := self.store.due(now_micros()):
+            if self.grouping is not None:
+                groups: dict[tuple[str, str, str], list[PendingDelivery]] = {}
+                for delivery in due:
+                    groups.setdefault(group_key(delivery.subscription_id, delivery.body),
+                                      []).append(delivery)
+                for key, members in groups.items():
+                    self.grouping.flushed(key, now_micros())
+                    sent += self._attempt_group(key, members)
+                continue
             for delivery in due:
                 sent += self._attempt(delivery)
         return sent
 
+    def _attempt_group(self, key: tuple[str, str, str], members: list[PendingDelivery]) -> int:
+        """One POST or one mail for a routing group's due rows; each row keeps its own fate."""
+        first = members[0]
+        keys = ",".join(d.key for d in members)
+        error: str | None = None
+        if first.channel == "email":
+            if self.smtp is None:
+                error = "no SMTP server configured (jiahe api --smtp HOST:PORT)"
+            else:
+                try:
+                    self.smtp.send_message(render_group(
+                        [d.body for d in members], address_of(first.url), key[1], key[2],
+                        self.smtp.sender, keys))
+                except SmtpError as exc:
+                    error = str(exc)
+        else:
+            body = group_body(key, [d.body for d in members])
+            headers = {"Content-Type": "application/json",
+                       SIGNATURE_HEADER: sign(first.secret, body), "X-Jiahe-Delivery": keys}
+            try:
+                response = self.client.post(first.url, content=body, headers=headers)
+                if not 200 <= response.status_code < 300:
+                    error = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        return sum(self._outcome(d, error) for d in members)
+
     def _attempt(self, delivery: PendingDelivery) -> int:
+        if delivery.channel == "email":
+            return self._outcome(delivery, self._mail(delivery))
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(delivery.secret, delivery.body),
@@ -155,6 +244,19 @@ class DeliveryWorker:
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        return self._outcome(delivery, error)
+
+    def _mail(self, delivery: PendingDelivery) -> str | None:
+        if self.smtp is None:
+            return "no SMTP server configured (jiahe api --smtp HOST:PORT)"
+        try:
+            self.smtp.send(delivery.body, delivery.url, delivery.key)
+        except SmtpError as exc:
+            return str(exc)
+        return None
+
+    def _outcome(self, delivery: PendingDelivery, error: str | None) -> int:
+        """Delivered, or retried with exponential backoff, or dead-lettered."""
         if error is None:
             self.store.mark_delivered(delivery.id)
             return 1

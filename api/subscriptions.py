@@ -83,7 +83,10 @@ class Subscription:
             "id": self.id, "owner": self.owner, "org_unit": self.org_unit,
             "min_level": self.min_level,
             "rule_ids": list(self.rule_ids) if self.rule_ids is not None else None,
-            "channel": self.channel, "url": self.url,
+            "channel": self.channel,
+            # e-mail (api.email_channel): the address is kept in ``url`` as mailto:ADDRESS
+            **({"address": self.url.removeprefix("mailto:")} if self.channel == "email"
+               else {"url": self.url}),
         }
 
     def matches(self, warning: dict[str, Any]) -> bool:
@@ -104,6 +107,7 @@ class PendingDelivery:
     body: bytes
     attempts: int
     key: str
+    channel: str = "webhook"
 
 
 class SubscriptionStore:
@@ -164,14 +168,19 @@ class SubscriptionStore:
     # -- the outbox -----------------------------------------------------------
 
     def enqueue(self, subscription_id: str, warning_id: str, transition: str,
-                body: bytes) -> bool:
-        """Add a delivery unless this (subscription, warning, transition) is already known."""
+                body: bytes, status: str = "pending", not_before: int | None = None) -> bool:
+        """Add a delivery unless this (subscription, warning, transition) is already known.
+
+        ``status="silenced"`` (api.routing) records the alert without ever sending it;
+        ``not_before``: the first attempt's time (a routing group's flush), default now.
+        """
         now = now_micros()
         with self._lock:
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO deliveries(subscription_id, warning_id, transition, body, "
-                "next_attempt_us, enqueued_us) VALUES (?, ?, ?, ?, ?, ?)",
-                (subscription_id, warning_id, transition, body, now, now),
+                "status, next_attempt_us, enqueued_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (subscription_id, warning_id, transition, body, status,
+                 now if not_before is None else not_before, now),
             )
         return cursor.rowcount == 1
 
@@ -179,14 +188,15 @@ class SubscriptionStore:
         with self._lock:
             rows = self.db.execute(
                 "SELECT d.id, d.subscription_id, s.url, s.secret, d.body, d.attempts, "
-                "d.warning_id, d.transition FROM deliveries d "
+                "d.warning_id, d.transition, s.channel FROM deliveries d "
                 "JOIN subscriptions s ON s.id = d.subscription_id "
                 "WHERE d.status = 'pending' AND d.next_attempt_us <= ? "
                 "ORDER BY d.next_attempt_us, d.id LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [
-            PendingDelivery(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], f"{r[1]}:{r[6]}:{r[7]}")
+            PendingDelivery(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], f"{r[1]}:{r[6]}:{r[7]}",
+                            r[8])
             for r in rows
         ]
 
