@@ -121,7 +121,8 @@ class Envelope(BaseModel):
 
     event_id: EventId
     type: str
-    schema_version: int = Field(ge=1)
+    #: Strict: "1" or true are not versions (a field app bug, not a version).
+    schema_version: int = Field(ge=1, strict=True)
     occurred_at: AwareDatetime
     recorded_at: AwareDatetime | None = None
     org_unit: CommunityCode

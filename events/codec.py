@@ -8,6 +8,9 @@ never an exception: callers keep it (dead-letter) and go on.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,6 +36,8 @@ class Decoded:
     raw: dict[str, Any]
     occurred_us: int
     fingerprint: str
+    #: The bytes as received, when decoded from text (kept intact in dead letters).
+    source: bytes | None = None
 
     @property
     def event_id(self) -> str:
@@ -117,13 +122,30 @@ def _type_problem(event_type: Any) -> str:
     return f"type: unknown event type {event_type!r}"
 
 
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _timestamp_problem(obj: Mapping[str, Any]) -> str | None:
-    """Timestamps must be ISO 8601 text; pydantic would also take Unix numbers."""
+    """Timestamps must be ISO 8601 date-times; pydantic would also take Unix numbers."""
     for name in ("occurred_at", "recorded_at"):
         value = obj.get(name)
-        if value is not None and not isinstance(value, str):
-            return f"{name}: must be an ISO 8601 string with a UTC offset"
+        if value is not None and (not isinstance(value, str) or not _ISO_DATE_TIME.match(value)):
+            return f"{name}: must be an ISO 8601 date-time with a UTC offset"
     return None
+
+
+def _canonical_event_id(obj: dict[str, Any]) -> dict[str, Any]:
+    """One spelling per UUID (lower case, hyphenated): the same id re-sent in upper case
+    or without hyphens is the same event, not a new one."""
+    value = obj.get("event_id")
+    if isinstance(value, str) and not (len(value) == 36 and value.islower()):
+        try:
+            canonical = str(uuid.UUID(value))
+        except ValueError:
+            return obj  # validation names the problem
+        if canonical != value:
+            obj = {**obj, "event_id": canonical}
+    return obj
 
 
 def decode_object(
@@ -141,6 +163,7 @@ def decode_object(
     problem = _timestamp_problem(obj)
     if problem:
         return Rejected(problem, raw, event_id, household_id)
+    obj = _canonical_event_id(obj)
     try:
         current = upcasters.upcast(obj)
         event = _ADAPTER.validate_python(current)
@@ -155,21 +178,69 @@ def decode_object(
             f"occurred_at: outside {format_instant(EARLIEST)} … {format_instant(LATEST)}",
             raw, event_id, household_id,
         )
-    return Decoded(cast(EventFacts, event), current, occurred_us, fingerprint_of(current))
+    return Decoded(
+        cast(EventFacts, event), current, occurred_us, fingerprint_of(current), source=raw
+    )
 
 
 def decode(
     line: bytes | str, upcasters: UpcasterRegistry = DEFAULT_UPCASTERS
 ) -> Decoded | Rejected:
     """Parse and validate one JSON text (a JSONL line)."""
-    raw = line.encode() if isinstance(line, str) else bytes(line)
+    # surrogatepass: a lone surrogate in a Python str must become a rejection, not a crash
+    raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else bytes(line)
     if len(raw) > MAX_EVENT_BYTES:
-        return Rejected(f"event: larger than {MAX_EVENT_BYTES} bytes", raw[:1024])
+        return Rejected(f"event: larger than {MAX_EVENT_BYTES} bytes", raw)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejected(f"event: not valid JSON ({exc})", raw)
+    if _LONG_DIGIT_RUN.search(raw) and _has_unrepresentable_integer(raw):
+        where = _path_of_big_integer(json.loads(raw)) or "event"
+        return Rejected(
+            f"{where}: an integer outside the 64-bit range cannot be kept exactly", raw,
+            *_identity(obj),
+        )
     return decode_object(obj, raw, upcasters)
+
+
+#: orjson turns integers beyond 64 bits into floats (silently changing them); the
+#: stdlib parser checks exactly, and only runs when a 20-digit run appears at all.
+_LONG_DIGIT_RUN = re.compile(rb"\d{20,}")
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+
+
+def _checked_int(text: str) -> int:
+    value = int(text)
+    if not _INT64_MIN <= value <= _UINT64_MAX:
+        raise OverflowError(text)
+    return value
+
+
+def _has_unrepresentable_integer(raw: bytes) -> bool:
+    try:
+        json.loads(raw, parse_int=_checked_int)
+    except OverflowError:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
+def _path_of_big_integer(value: Any, path: str = "") -> str | None:
+    """Where the first integer outside 64 bits sits, for a reason that names the field."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return path or "event" if not _INT64_MIN <= value <= _UINT64_MAX else None
+    items: Any = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ()
+    )
+    for key, child in items:
+        found = _path_of_big_integer(child, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
 
 
 def decode_trusted(

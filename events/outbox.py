@@ -239,7 +239,7 @@ class Outbox:
                     outcomes.append(EnqueueOutcome("duplicate", item.event_id))
                 else:
                     outcomes.append(EnqueueOutcome("conflict", item.event_id, reason=CONFLICT))
-                    dead.append((CONFLICT, canonical_json(item.raw), item.event_id,
+                    dead.append((CONFLICT, (item.source or canonical_json(item.raw)), item.event_id,
                                  item.household_id, now))
             db.executemany(
                 "INSERT INTO outbox (seq, event_id, household_id, event_type, schema_version,"

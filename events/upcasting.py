@@ -39,7 +39,7 @@ class UpcasterRegistry:
         event_type = raw.get("type")
         version = raw.get("schema_version")
         target = self.current.get(event_type) if isinstance(event_type, str) else None
-        if version == target:
+        if type(version) is int and version == target:
             return raw  # type: ignore[return-value]  # the common case: nothing to do, no copy
         if (
             target is None

@@ -19,6 +19,9 @@ from rules.engine import Engine, Outcome, Record
 from rules.state import HouseholdState
 
 
+CROSS_HOUSEHOLD_REUSE = "event_id: already used by another household (conflict)"
+
+
 @dataclass
 class Counts:
     """Reconciling counters: ``received == processed + duplicates + rejected``."""
@@ -71,6 +74,8 @@ class Replay:
         self.states: MutableMapping[str, HouseholdState] = {} if states is None else states
         self.counts = Counts()
         self.max_occurred: int | None = None
+        #: event_id → the household that used it first.
+        self.owners: dict[str, str] = {}
 
     def feed_line(self, line: bytes | str) -> tuple[Decoded | Rejected, Outcome | None]:
         """Decode and apply one JSONL line; a rejected line yields no outcome."""
@@ -82,6 +87,14 @@ class Replay:
 
     def feed(self, decoded: Decoded) -> Outcome:
         household_id = decoded.household_id
+        owner = self.owners.setdefault(decoded.event_id, household_id)
+        if owner != household_id:
+            # The engine dedupes per household (DESIGN); a file replay, like the
+            # embedded log and the SDK outbox, also refuses an id another household
+            # already used, so every entry classifies such input alike.
+            outcome = Outcome("rejected", reason=CROSS_HOUSEHOLD_REUSE)
+            self.counts.add("rejected", outcome.reason)
+            return outcome
         state = self.states.get(household_id)
         if state is None:
             state = self.states[household_id] = HouseholdState()

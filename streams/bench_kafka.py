@@ -40,6 +40,10 @@ from streams.worker import create_topic_set
 STREAM_END = "2026-11-20T00:00:00+08:00"
 
 
+def progress(message: str) -> None:
+    print(f"[bench_kafka] {message}", file=sys.stderr, flush=True)
+
+
 @contextmanager
 def broker(bootstrap: str | None) -> Iterator[str]:
     if bootstrap:
@@ -98,7 +102,7 @@ async def _raw_ceiling(bootstrap: str, topic: str, partitions: int, total: int) 
 
 def committed_total(admin: KafkaAdminClient, group: str) -> int:
     try:
-        offsets = admin.list_consumer_group_offsets(group)
+        offsets = admin.list_group_offsets(group).get(group) or {}
     except Exception:  # the group does not exist yet
         return 0
     return sum(max(0, meta.offset) for meta in offsets.values())
@@ -144,6 +148,8 @@ def measure_workers(bootstrap: str, prefix: str, total: int, count: int, workdir
                 first = (now, done)
             if done >= total:
                 break
+            if int(now * 10) % 20 == 0:
+                progress(f"{count} worker(s): committed {done}/{total}")
             if now - launched > timeout_s or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"workers did not finish: committed {done}/{total}")
             time.sleep(0.1)
@@ -157,14 +163,22 @@ def measure_workers(bootstrap: str, prefix: str, total: int, count: int, workdir
             "wall_s": round(now - launched, 2)}
 
 
-def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
-    """p50/p99 publish→warning.raised at a steady ``rate`` events/s (wall-clock worker)."""
+def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float,
+                    extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """p50/p99 publish→warning.raised at a steady ``rate`` events/s (wall-clock worker).
+
+    Two figures: until a reader has the record (end to end), and until the worker's
+    producer stamped it (the record's CreateTime: worker latency without the reader's
+    poll). Same machine, same clock.
+    """
     prefix = f"bench.lat.{uuid.uuid4().hex[:8]}."
     topics = Topics.with_prefix(prefix)
     create_topic_set(bootstrap, topics, partitions=6)
-    procs = start_workers(bootstrap, prefix, f"bench-lat-{uuid.uuid4().hex[:6]}", 1, workdir, [])
+    procs = start_workers(bootstrap, prefix, f"bench-lat-{uuid.uuid4().hex[:6]}", 1, workdir,
+                          list(extra))
     sent: dict[str, float] = {}
-    latencies: list[float] = []
+    end_to_end: list[float] = []
+    to_record: list[float] = []
     total = int(rate * seconds)
     stop = threading.Event()
 
@@ -173,13 +187,14 @@ def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float) ->
                                  auto_offset_reset="earliest", fetch_max_wait_ms=10,
                                  enable_auto_commit=False)
         try:
-            while not stop.is_set() and len(latencies) < total:
+            while not stop.is_set() and len(end_to_end) < total:
                 for records in consumer.poll(timeout_ms=100).values():
-                    arrived = time.perf_counter()
+                    arrived = time.time()
                     for record in records:
-                        household = record.key.decode()
-                        if household in sent:
-                            latencies.append(arrived - sent[household])
+                        began = sent.get(record.key.decode())
+                        if began is not None:
+                            end_to_end.append(arrived - began)
+                            to_record.append(record.timestamp / 1000 - began)
         finally:
             consumer.close()
 
@@ -190,12 +205,11 @@ def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float) ->
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
         began = time.perf_counter()
         for n in range(total):
-            due = began + n / rate
-            pause = due - time.perf_counter()
+            pause = began + n / rate - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
             household, value = _injury_visit(n)
-            sent[household] = time.perf_counter()
+            sent[household] = time.time()
             producer.send(topics.events, key=household.encode(), value=value)
         producer.flush()
         reader.join(timeout=30)
@@ -203,13 +217,19 @@ def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float) ->
         producer.close()
     finally:
         stop_workers(procs)
-    latencies.sort()
+    end_to_end.sort()
+    to_record.sort()
     return {
-        "rate_per_s": rate, "events": total, "records": len(latencies),
-        "p50_ms": round(_quantile(latencies, 0.50) * 1000, 1),
-        "p99_ms": round(_quantile(latencies, 0.99) * 1000, 1),
+        "rate_per_s": rate, "events": total, "records": len(end_to_end),
+        "p50_ms": _ms(end_to_end, 0.50), "p99_ms": _ms(end_to_end, 0.99),
+        "to_record_created_p50_ms": _ms(to_record, 0.50),
+        "to_record_created_p99_ms": _ms(to_record, 0.99),
         "worker_ready_after_s": warm,
     }
+
+
+def _ms(values: list[float], q: float) -> float:
+    return round(_quantile(values, q) * 1000, 1)
 
 
 def _wait_worker_ready(bootstrap: str, topics: Topics, procs: list[Any]) -> float:
@@ -271,14 +291,17 @@ def main(argv: list[str] | None = None) -> int:
         topics = Topics.with_prefix(prefix)
         create_topic_set(bootstrap, topics, partitions=args.partitions)
         summary["publish"] = publish_sample(bootstrap, topics.events, args.events)
+        progress(f"published {summary['publish']}")
         total = summary["publish"]["events"]
         ceiling = asyncio.run(_raw_ceiling(bootstrap, topics.events, args.partitions, total))
         summary["raw_getmany_events_per_s"] = round(ceiling)
+        progress(f"raw getmany {round(ceiling)} events/s")
         summary["worker_runs"] = [
             measure_workers(bootstrap, prefix, total, count, workdir) for count in args.workers
         ]
-        summary["latency"] = measure_latency(bootstrap, workdir, args.latency_rate,
-                                             args.latency_seconds)
+        if args.latency_seconds > 0:
+            summary["latency"] = measure_latency(bootstrap, workdir, args.latency_rate,
+                                                 args.latency_seconds)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -98,7 +98,7 @@ def _as_of(value: str | None) -> int | None:
 @click.option("--as-of", "as_of", help="Event-time clock: fire deadlines due up to this "
               "instant once caught up (default: the wall clock).")
 @click.option("--partitions", type=click.IntRange(1),
-              help="Partitions of the events topic (default: asked from the broker).")
+              help="Partitions of the events topic (checked; default: asked from the broker).")
 @click.option("--warehouse", default="none", show_default=True,
               help="none | chdb:PATH | clickhouse:URL")
 @click.option("--batch", type=click.IntRange(1), default=2000, show_default=True,
@@ -114,7 +114,9 @@ def _as_of(value: str | None) -> int | None:
 @click.option("--session-timeout", type=click.FloatRange(1), default=30.0, show_default=True,
               help="Consumer group session timeout, seconds.")
 @click.option("--tick", type=click.FloatRange(0.05), default=1.0, show_default=True,
-              help="Seconds between deadline checks.")
+              help="Seconds between deadline checks (made between fetches).")
+@click.option("--commit-interval", type=click.FloatRange(0.05), default=1.0, show_default=True,
+              help="Seconds between offset commits (faust also commits every 10k events).")
 @click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rule pack YAML (default: the built-in pack).")
 @click.option("--loglevel", default="warning", show_default=True,
@@ -123,20 +125,27 @@ def _as_of(value: str | None) -> int | None:
 def worker_command(
     ctx: click.Context, bootstrap: str, as_of: str | None, partitions: int | None,
     warehouse: str, batch: int, topic_prefix: str, app_id: str, data_dir: Path | None,
-    store: str, session_timeout: float, tick: float, pack: Path | None, loglevel: str,
+    store: str, session_timeout: float, tick: float, commit_interval: float,
+    pack: Path | None, loglevel: str,
 ) -> None:
     """Run a faust worker: events → rules → warnings (+ DLQ, state table, warehouse)."""
-    from streams.worker import discover_partitions, run_worker
+    from streams.faust_app import changelog_topic_name
+    from streams.worker import check_topics, run_worker
 
     home = _home(ctx)
     topics = Topics.with_prefix(topic_prefix)
     limit = _as_of(as_of)
+    try:
+        partitions = check_topics(bootstrap, topics, changelog_topic_name(app_id), partitions)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
     settings = WorkerSettings(
         bootstrap=bootstrap,
-        partitions=partitions or discover_partitions(bootstrap, topics.events),
+        partitions=partitions,
         data_dir=data_dir or home / "faust" / app_id,
         topics=topics, app_id=app_id, as_of=limit, batch=batch, warehouse=warehouse,
-        store=store, session_timeout_s=session_timeout, tick_s=tick, pack=pack,
+        store=store, session_timeout_s=session_timeout, tick_s=tick,
+        commit_interval_s=commit_interval, pack=pack,
         log_level=loglevel,
     )
     clock = f"event time as of {format_instant(limit)}" if limit is not None else "wall clock"

@@ -18,25 +18,23 @@ the new states, so the re-read events are duplicates and emit nothing. Household
 in a batch are written back even when only duplicates arrived: a local store that got
 ahead of its changelog before a crash must not keep that state to itself.
 
-Deadlines (DESIGN.md): with the wall clock a timer fires those due ≤ now; with an
-event-time clock (``as_of``) a partition's deadlines due ≤ as_of fire once the worker has
-read that partition up to its end offset as seen when the partition was first assigned.
-Batches and deadline firing share one lock, so they never interleave.
+Deadlines (DESIGN.md): with the wall clock a timer fires those due ≤ now in the
+partitions that have no lag; with an event-time clock (``as_of``) a partition's
+deadlines due ≤ as_of fire once the worker has read that partition up to its end offset
+as seen when the partition was first assigned (so equivalence runs are deterministic).
+Batches and deadline firing run one after the other in the fetch loop, never interleaved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from faust.types import TP, Message
-from kafka.partitioner.default import murmur2
 
 from events.instants import now_micros
 from rules.engine import Engine, Record
@@ -53,11 +51,17 @@ from streams.kafka_runtime.batch import (
 )
 from streams.kafka_runtime.due_index import DueIndex
 from streams.kafka_runtime.settings import WorkerSettings
+from streams.kafka_runtime.state_store import StateStore
 
 log = logging.getLogger("jiahe.worker")
 STATE_TABLE = "household-state"
 #: Lifecycle ``seq`` for the warehouse: warnings-topic partition and offset in one number.
 SEQ_PARTITION_SHIFT = 40
+
+
+def changelog_topic_name(app_id: str) -> str:
+    """faust's name for the state table's changelog topic."""
+    return f"{app_id}-{STATE_TABLE}-changelog"
 
 
 class JiaheApp(faust.App):
@@ -106,27 +110,6 @@ def faust_config(settings: WorkerSettings) -> dict[str, Any]:
     }
 
 
-class _ScopeMessage:
-    __slots__ = ("topic", "partition")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-
-
-class _PartitionScope:
-    """Stands in for faust's "current event" so a table write lands in ``partition``.
-
-    faust picks the changelog partition and the rocksdb file of a table write from the
-    event being processed; batches and timers have no single current event.
-    """
-
-    __slots__ = ("message", "__weakref__")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.message = _ScopeMessage(topic, partition)
-
-
 class WorkerRuntime:
     """jiahe's processing inside the faust app (see the module docstring for the order)."""
 
@@ -138,7 +121,7 @@ class WorkerRuntime:
         self.sink = sink
         self.topics = settings.topics
         self.batch_topics = frozenset({settings.topics.events})
-        self.lock = asyncio.Lock()
+        self._next_tick = 0.0
         self.processor = BatchProcessor(engine)
         self.index = DueIndex()
         self.counts = Counts()
@@ -150,55 +133,39 @@ class WorkerRuntime:
         self.caught_up: set[int] = set()
         self.owned: set[int] = set()
         self.ready = False
-        self._scopes: dict[int, _PartitionScope] = {}
         self.table = app.Table(
             STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions,
             on_recover=self._on_recover,
         )
+        self.state = StateStore(self.table)
         self.events_topic = app.topic(
             settings.topics.events, key_type=bytes, value_type=bytes, key_serializer="raw",
             value_serializer="raw", partitions=settings.partitions,
         )
         app.topics.add(self.events_topic)  # subscribe; BatchConsumer delivers to us
 
-        async def tick() -> None:
-            await self.tick()
-
         async def report() -> None:
             log.info("worker %s", self.status())
 
-        app.timer(settings.tick_s, name="jiahe-deadlines")(tick)
         app.timer(10.0, name="jiahe-status")(report)
 
     # -- table access ---------------------------------------------------------
 
-    @contextmanager
-    def _partition(self, partition: int) -> Iterator[None]:
-        scope = self._scopes.get(partition)
-        if scope is None:
-            scope = self._scopes[partition] = _PartitionScope(self.topics.events, partition)
-        token = _current_event.set(weakref.ref(scope))  # type: ignore[arg-type]
-        try:
-            yield
-        finally:
-            _current_event.reset(token)
-
     def load(self, household_id: str, partition: int) -> HouseholdState | None:
-        with self._partition(partition):
-            blob = self.table.get(household_id.encode())
+        blob = self.state.get(partition, household_id.encode())
         return HouseholdState.from_bytes(blob) if blob else None
 
-    def _write(self, touched: dict[str, Touched]) -> None:
-        table = self.table
+    async def _write(self, touched: dict[str, Touched]) -> None:
+        writes = []
         for household_id, entry in touched.items():
-            with self._partition(entry.partition):
-                table[household_id.encode()] = entry.state.to_bytes()
+            writes.append((entry.partition, household_id.encode(), entry.state.to_bytes()))
             self.index.update(household_id, entry.partition, entry.state.next_due)
+        await self.state.write(self.app.producer.send, writes)
 
     # -- batches --------------------------------------------------------------
 
     async def handle_batch(self, messages: Sequence[Message]) -> None:
-        """Called by BatchConsumer with one fetch of events, under ``self.lock``."""
+        """Called by BatchConsumer with one fetch of events."""
         app = self.app
         consumer = app.consumer
         generation = app.consumer_generation_id
@@ -259,30 +226,55 @@ class WorkerRuntime:
                 seq = (meta.partition << SEQ_PARTITION_SHIFT) | meta.offset
                 self.sink.add_lifecycle({**record, "seq": seq})
             await asyncio.to_thread(self.sink.flush)
-        self._write(touched)
+        await self._write(touched)
         self.records_out += len(records)
         self.dead_letters_out += len(dead_letters)
 
     # -- deadlines and assignment ---------------------------------------------
 
-    async def tick(self) -> None:
-        """Timer: fire what the clock has reached, between batches."""
-        if not self.ready or self.app.rebalancing:
+    async def after_fetch(self) -> None:
+        """The deadline timer, run by the fetch loop every ``tick_s`` between batches.
+
+        Running it there, rather than as a separate faust timer, means it can never
+        interleave with a batch, and every message fetched so far has been handled, so
+        the consumer's positions say exactly how far this worker has read.
+        """
+        now = time.monotonic()
+        if now < self._next_tick or not self.ready or self.app.rebalancing:
             return
-        async with self.lock:
-            if not self.ready or self.app.rebalancing:
-                return
-            if self.settings.as_of is None:
-                limit, partitions = now_micros(), set(self.owned)
-            else:
-                limit, partitions = self.settings.as_of, await self._caught_up()
-            touched: dict[str, Touched] = {}
-            records = self._fire(limit, partitions, touched)
-            if touched:
-                await self._effects(records, [], [], touched)
+        self._next_tick = now + self.settings.tick_s
+        if self.settings.as_of is None:
+            limit, partitions = now_micros(), await self._lag_free()
+        else:
+            limit, partitions = self.settings.as_of, await self._caught_up()
+        touched: dict[str, Touched] = {}
+        records = self._fire(limit, partitions, touched)
+        if touched:
+            await self._effects(records, [], [], touched)
+
+    async def _lag_free(self) -> set[int]:
+        """Owned partitions read up to the end the last fetch reported.
+
+        A worker with a backlog (after downtime) must not escalate a warning whose
+        acknowledgement is still waiting in that backlog: the wall clock fires a
+        partition's deadlines only once the partition has no lag.
+        """
+        consumer = self.app.consumer
+        free = set()
+        for partition in sorted(self.owned):
+            tp = TP(self.topics.events, partition)
+            try:
+                end = consumer.highwater(tp)
+                position = await consumer.position(tp)
+            except Exception as exc:  # revoked meanwhile, or nothing fetched yet
+                log.debug("lag of partition %s unknown: %r", partition, exc)
+                continue
+            if end is not None and position is not None and position >= end:
+                free.add(partition)
+        return free
 
     async def _caught_up(self) -> set[int]:
-        """Owned partitions read up to their target (asked under the lock: no batch in flight)."""
+        """Owned partitions read up to their target (end offset when first assigned)."""
         for partition in sorted(self.owned - self.caught_up):
             target = self.targets.get(partition)
             if target is None:
@@ -313,15 +305,11 @@ class WorkerRuntime:
                  sorted(owned), sorted(fresh), len(self.index))
 
     def _index_partitions(self, partitions: set[int]) -> None:
-        count = self.settings.partitions
-        found: dict[int, list[tuple[str, int | None]]] = {p: [] for p in partitions}
-        for key, blob in self.table.items():
-            partition = (murmur2(key) & 0x7FFFFFFF) % count
-            bucket = found.get(partition)
-            if bucket is not None and blob:
-                bucket.append((key.decode(), HouseholdState.from_bytes(blob).next_due))
-        for partition, items in found.items():
-            self.index.replace_partition(partition, items)
+        for partition in partitions:
+            self.index.replace_partition(partition, (
+                (key.decode(), HouseholdState.from_bytes(blob).next_due)
+                for key, blob in self.state.items(partition)
+            ))
 
     async def _remember_targets(self, partitions: set[int]) -> None:
         missing = [TP(self.topics.events, p) for p in sorted(partitions) if p not in self.targets]

@@ -50,14 +50,27 @@ def create_topic_set(
     return outcome
 
 
-def discover_partitions(bootstrap: str, topic: str) -> int:
-    """The events topic's partition count (the state table's changelog must match it)."""
-    found = kafka_admin.describe(bootstrap).get(topic)
-    if not found:
-        raise RuntimeError(
-            f"topic {topic!r} does not exist on {bootstrap}; run `jiahe topics create`"
-        )
-    return found
+def check_topics(bootstrap: str, topics: Topics, changelog: str,
+                 partitions: int | None = None) -> int:
+    """The events topic's partition count, after checking what the worker relies on.
+
+    The three topics must exist (the broker does not auto-create them, and a send to a
+    missing topic would stall a batch instead of failing it), and the state changelog, if
+    it exists already, must have as many partitions as the events topic: a household's
+    state lives in the changelog partition of the same number as its events.
+    """
+    found = kafka_admin.describe(bootstrap)
+    missing = [t for t in (topics.events, topics.warnings, topics.dlq) if t not in found]
+    if missing:
+        raise RuntimeError(f"topics {missing} do not exist on {bootstrap}; "
+                           "run `jiahe topics create`")
+    count = found[topics.events]
+    if partitions is not None and partitions != count:
+        raise RuntimeError(f"--partitions {partitions} but {topics.events} has {count}")
+    if changelog in found and found[changelog] != count:
+        raise RuntimeError(f"{changelog} has {found[changelog]} partitions but "
+                           f"{topics.events} has {count}; they must match")
+    return count
 
 
 def tune_gc() -> None:
@@ -82,8 +95,11 @@ def run_worker(settings: WorkerSettings, home: Path) -> NoReturn:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     sink = open_sink(settings.warehouse, home)
     app, runtime = build_app(settings, sink)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True,
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
                           redirect_stdouts=False)
+    # faust's terminal spinner lowers the root logger to DEBUG so that it "spins for every
+    # log message": every aiokafka debug call would then build a LogRecord (~10% of CPU).
+    worker.spinner = None
 
     tune_gc()
     try:

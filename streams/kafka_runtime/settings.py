@@ -1,0 +1,57 @@
+"""What a worker needs to know, gathered in one frozen value.
+
+Topic names are configurable (``JIAHE_KAFKA_TOPIC_PREFIX`` or ``--topic-prefix``) so that
+tests and several deployments can share one broker without seeing each other's data;
+the defaults are DESIGN.md's ``jiahe.events`` / ``jiahe.warnings`` / ``jiahe.dlq``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.kafka_admin import DLQ_TOPIC, EVENTS_TOPIC, WARNINGS_TOPIC
+
+PREFIX_ENV = "JIAHE_KAFKA_TOPIC_PREFIX"
+DEFAULT_APP_ID = "jiahe-worker"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The three topics a worker reads and writes."""
+
+    events: str = EVENTS_TOPIC
+    warnings: str = WARNINGS_TOPIC
+    dlq: str = DLQ_TOPIC
+
+    @classmethod
+    def with_prefix(cls, prefix: str | None = None) -> Topics:
+        """DESIGN's names behind ``prefix`` (default: ``$JIAHE_KAFKA_TOPIC_PREFIX`` or none)."""
+        prefix = os.environ.get(PREFIX_ENV, "") if prefix is None else prefix
+        return cls(prefix + EVENTS_TOPIC, prefix + WARNINGS_TOPIC, prefix + DLQ_TOPIC)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything ``jiahe worker`` is told; instants are epoch microseconds."""
+
+    bootstrap: str
+    partitions: int
+    data_dir: Path
+    topics: Topics = field(default_factory=Topics)
+    app_id: str = DEFAULT_APP_ID
+    #: Event-time clock: fire deadlines due ≤ as_of once caught up; None = wall clock.
+    as_of: int | None = None
+    #: Most events handed to the engine at once (= max records of one fetch).
+    batch: int = 2000
+    warehouse: str = "none"
+    #: "rocksdb" (rocksdict), "memory", or "auto" (rocksdb when rocksdict imports).
+    store: str = "auto"
+    session_timeout_s: float = 30.0
+    #: How often the deadline timer looks at the clock.
+    tick_s: float = 1.0
+    commit_interval_s: float = 1.0
+    replication: int = 1
+    log_level: str = "warning"
+    pack: Path | None = None
