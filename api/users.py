@@ -38,7 +38,15 @@ CREATE TABLE IF NOT EXISTS audit (
     scope    TEXT NOT NULL,
     action   TEXT NOT NULL,
     detail   TEXT NOT NULL,
-    rows     INTEGER NOT NULL
+    rows     INTEGER NOT NULL,
+    -- hash chain (streams.tamper); older stores get these columns on the first audit write
+    prev_hash TEXT,
+    hash      TEXT
+);
+CREATE TABLE IF NOT EXISTS audit_meta (
+    -- the audit chain's head (last id + hash), so that removing tail rows is detected
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 );
 """
 
@@ -96,14 +104,26 @@ class UserStore:
         return User(*row) if row else None
 
     def audit(self, user: User, action: str, detail: dict[str, object], rows: int) -> None:
-        """Who read what, when, under which scope (detail: the request's filters)."""
+        """Who read what, when, under which scope (detail: the request's filters).
+
+        Rows are hash-chained (``streams.tamper``): ``jiahe verify`` names an
+        edited, removed or reordered row. One transaction per row, so that two
+        processes sharing the file cannot fork the chain.
+        """
+        from streams.tamper import append_audit
+
+        row = {"at": format_instant(now_micros()), "user": user.name, "role": user.role,
+               "scope": user.org_unit, "action": action,
+               "detail": orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode(),
+               "rows": int(rows)}
         with self._lock:
-            self.db.execute(
-                "INSERT INTO audit(at, user, role, scope, action, detail, rows) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (format_instant(now_micros()), user.name, user.role, user.org_unit, action,
-                 orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode(), rows),
-            )
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                append_audit(self.db, row)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def audit_rows(self) -> list[dict[str, object]]:
         with self._lock:

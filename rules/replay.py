@@ -18,7 +18,6 @@ from events.codec import Decoded, Rejected, decode
 from rules.engine import Engine, Outcome, Record
 from rules.state import HouseholdState
 
-
 CROSS_HOUSEHOLD_REUSE = "event_id: already used by another household (conflict)"
 
 

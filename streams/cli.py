@@ -198,12 +198,14 @@ def bench(quick: bool, events: int | None, json_out: Path | None) -> None:
 def _register_runtimes() -> None:
     from api import cli as cli_api
     from rules import cli_rules
-    from streams import cli_embedded, cli_kafka
+    from streams import cli_embedded, cli_kafka, cli_privacy, cli_verify
 
     cli_embedded.register(main)
     cli_kafka.register(main)
     cli_api.register(main)
     cli_rules.register(main)
+    cli_verify.register(main)
+    cli_privacy.register(main)
 
 
 _register_runtimes()

@@ -106,7 +106,10 @@ class EmbeddedRuntime:
         )
         if self.flush_rows is not None:
             processor.flush_rows = self.flush_rows
-        return processor.run(clock, progress)
+        report = processor.run(clock, progress)
+        if project and (report.counts.received or report.records):
+            self._keep_erased()
+        return report
 
     def pending_projection(self) -> tuple[int, int]:
         """Processed rows not yet in the warehouse: (events, lifecycle records)."""
@@ -132,6 +135,8 @@ class EmbeddedRuntime:
             LIFECYCLE_CONSUMER, self.log.read_lifecycle, sink.add_lifecycle, "seq", sink,
             progress, until=self.log.end_seq(),
         )
+        if report.events or report.lifecycle:
+            self._keep_erased()
         return report
 
     def _project_stream(
@@ -168,6 +173,33 @@ class EmbeddedRuntime:
             self.log.set_checkpoint(EVENTS_CONSUMER, 0)
             self.log.set_checkpoint(LIFECYCLE_CONSUMER, 0)
         return self.project(progress)
+
+    def erase(self, household_id: str) -> dict[str, Any]:
+        """Erase a household (crypto-shredding); returns what was done.
+
+        * the log: its data key is deleted, so every sealed personal field of
+          its events reads "[erased]" from now on; an erasure marker makes later
+          events of the household drop their personal fields on append (they
+          are still kept and processed: warnings must not be lost); its dead
+          letters' input is replaced by "[erased]";
+        * the warehouse: its directory row is deleted, so ledgers show
+          ``erased:<household_key>`` and every count stays; the marker makes
+          ``project``/``process``/``rebuild`` delete the row again whenever
+          new rows of the household reach the warehouse.
+        """
+        from projections.pseudonym import erased_label, household_key
+
+        done = self.log.erase_household(household_id)
+        self.warehouse.erase_household(household_id)
+        done["ledger_label"] = erased_label(
+            household_key(self.log.secret(PSEUDONYM_SECRET), household_id)
+        )
+        return done
+
+    def _keep_erased(self) -> None:
+        """Delete again the directory rows of erased households (projection re-writes them)."""
+        for household_id in self.log.erased_households():
+            self.warehouse.erase_household(household_id)
 
     def wipe(self) -> None:
         """Delete the whole home (used by ``jiahe demo`` on its own demo home only)."""

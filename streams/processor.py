@@ -119,14 +119,26 @@ class EmbeddedProcessor:
     def _apply_entries(self, entries: list[LogEntry], report: ProcessReport) -> _Batch:
         batch = _Batch(last_position=entries[-1].position)
         decoded = []
+        # Personal fields are sealed in the log (events.crypto): the engine gets them
+        # opened ("[erased]" once shredded); a field that fails authentication reads
+        # "[unreadable]", is kept in crypto_problems naming the event, and the event
+        # is still processed — a damaged note must not cost a warning. The sink and
+        # the dead letters only ever get the sealed body.
+        keyring = self.log.keyring
+        keyring.refresh()
+        problems = []
         for entry in entries:
             raw = orjson.loads(entry.body)
-            decoded.append(decode_trusted(raw, entry.body, entry.fingerprint))
+            clear, unreadable = keyring.open_event(raw)
+            problems.extend(unreadable)
+            decoded.append(decode_trusted(clear, entry.body, entry.fingerprint))
             if self.sink is not None:
                 raw["offset"] = entry.position
                 batch.events.append(raw)
+        if problems:
+            self.log.record_crypto_problems(problems)
         self._load({d.household_id for d in decoded if not isinstance(d, Rejected)})
-        for item in decoded:
+        for item, entry in zip(decoded, entries, strict=True):
             if isinstance(item, Rejected):
                 report.counts.add("rejected", item.reason)
                 batch.rejected.append((item.reason, item.event_id, item.household_id, item.raw))
@@ -135,9 +147,8 @@ class EmbeddedProcessor:
             report.counts.add(outcome.status, outcome.reason)
             report.counts.notices += len(outcome.notices)
             if outcome.status == "rejected":
-                body = orjson.dumps(item.raw)
                 batch.rejected.append(
-                    (outcome.reason or "", item.event_id, item.household_id, body)
+                    (outcome.reason or "", item.event_id, item.household_id, entry.body)
                 )
             elif outcome.status == "processed":
                 batch.dirty.add(item.household_id)

@@ -5,10 +5,19 @@ in log order (``position``; ``event_id`` unique), rejected input with its
 reason (dead letters), lifecycle records, per-household rule state, and
 consumer checkpoints. The processor moves its checkpoint in the same
 transaction as its effects, so a crash at any point resumes exactly.
+
+Personal fields are sealed before they are appended (``events.crypto``): the
+log holds one wrapped data key per household (``household_keys``), the
+households erased by crypto-shredding (``erased_households``) and the sealed
+fields found unreadable on read (``crypto_problems``: event and field, never
+the text). The master key that wraps the data keys is a file outside the
+database (``master.key`` next to it, mode 0600), so a copy of the log alone
+leaks no personal text. ``SqliteLog`` is the keyring's ``KeyStore``.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +29,13 @@ from typing import Any, NamedTuple
 import orjson
 
 from events.codec import Decoded, Rejected, decode
+from events.crypto import ERASED, MASTER_KEY_FILE, Keyring, Problem, StoredKey
 from events.instants import format_instant, now_micros
+
+log = logging.getLogger(__name__)
+
+#: meta key of the erasure counter: a keyring reloads its cached keys when it moves.
+ERASURE_GENERATION_KEY = "erasure.generation"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -46,7 +61,10 @@ CREATE TABLE IF NOT EXISTS lifecycle (
     household_id TEXT NOT NULL,
     warning_id   TEXT NOT NULL,
     type         TEXT NOT NULL,
-    body         BLOB NOT NULL
+    body         BLOB NOT NULL,
+    -- hash chain (streams/tamper.py): hash = sha256(prev_hash || canonical record)
+    prev_hash    TEXT,
+    hash         TEXT
 );
 CREATE TABLE IF NOT EXISTS household_state (
     household_id TEXT PRIMARY KEY,
@@ -62,6 +80,27 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
+);
+-- one data key per household, wrapped (AES-GCM) under master.key (events/crypto.py)
+CREATE TABLE IF NOT EXISTS household_keys (
+    household_id TEXT PRIMARY KEY,
+    kid          TEXT NOT NULL UNIQUE,
+    wrapped      BLOB NOT NULL,
+    master_id    TEXT NOT NULL
+);
+-- crypto-shredded households: their key is gone, later personal fields are dropped
+CREATE TABLE IF NOT EXISTS erased_households (
+    household_id TEXT PRIMARY KEY,
+    erased_at    TEXT NOT NULL
+);
+-- sealed fields that could not be opened (tampered or corrupted): never the text
+CREATE TABLE IF NOT EXISTS crypto_problems (
+    event_id     TEXT NOT NULL,
+    field        TEXT NOT NULL,
+    household_id TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    found_at     TEXT NOT NULL,
+    PRIMARY KEY (event_id, field)
 );
 """
 
@@ -95,7 +134,12 @@ class LogEntry(NamedTuple):
 class SqliteLog:
     """The embedded runtime's durable store (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, master_key: Path | None = None) -> None:
+        """Open (or create) the log; ``master_key`` defaults to ``master.key`` next to it.
+
+        The master key file is created (0600) with the first sealed field, and
+        only while the log holds no wrapped key (``events.crypto.load_master_key``).
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -103,6 +147,8 @@ class SqliteLog:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB of page cache
         self.db.executescript(SCHEMA)
+        self.master_key_path = master_key or path.parent / MASTER_KEY_FILE
+        self.keyring = Keyring(self, self.master_key_path)
 
     def close(self) -> None:
         self.db.close()
@@ -117,6 +163,22 @@ class SqliteLog:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def _sealing_transaction(self) -> Iterator[None]:
+        """A publishing transaction: data keys it creates live or die with it.
+
+        Cached keys are reloaded first if a household was erased since (maybe by
+        another process: the write lock is held, so the generation read is current).
+        """
+        try:
+            with self.transaction():
+                self.keyring.refresh()
+                yield
+        except BaseException:
+            self.keyring.rollback()
+            raise
+        self.keyring.commit()
 
     # -- meta ---------------------------------------------------------------
 
@@ -159,12 +221,12 @@ class SqliteLog:
     ) -> tuple[PublishCounts, list[str]]:
         """Append already-decoded input; returns counts and a status per item."""
         counts = PublishCounts()
-        with self.transaction():
+        with self._sealing_transaction():
             statuses = [self._append_one(item, source, counts) for item in items]
         return counts, statuses
 
     def _publish_batch(self, batch: list[bytes | str], source: str, counts: PublishCounts) -> None:
-        with self.transaction():
+        with self._sealing_transaction():
             for line in batch:
                 if isinstance(line, str | bytes) and not line.strip():
                     continue  # blank lines in a JSONL file are not input
@@ -177,13 +239,16 @@ class SqliteLog:
             self._dead_letter("ingest", source, item.reason, item.event_id, item.household_id,
                               item.raw)
             return "rejected: " + item.reason
-        body = dict(item.raw)
+        # Personal fields sealed (or "[erased]" for an erased household); the
+        # fingerprint stays the one of the clear content, so duplicates still match.
+        body = self.keyring.seal_event(item.raw)
         if body.get("recorded_at") is None:
             body["recorded_at"] = format_instant(now_micros())
+        sealed = orjson.dumps(body)
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO events(event_id, household_id, fingerprint, body) "
             "VALUES (?, ?, ?, ?)",
-            (item.event_id, item.household_id, item.fingerprint, orjson.dumps(body)),
+            (item.event_id, item.household_id, item.fingerprint, sealed),
         )
         if cursor.rowcount == 1:
             counts.accepted += 1
@@ -196,8 +261,8 @@ class SqliteLog:
             return "duplicate"
         counts.rejected += 1
         reason = "event_id: already in the log with different content (conflict)"
-        self._dead_letter("ingest", source, reason, item.event_id, item.household_id,
-                          orjson.dumps(item.raw))
+        # the sealed body: a dead letter holds no clear personal text either
+        self._dead_letter("ingest", source, reason, item.event_id, item.household_id, sealed)
         return "rejected: " + reason
 
     def _dead_letter(
@@ -322,17 +387,139 @@ class SqliteLog:
         return [row[0] for row in rows]
 
     def append_lifecycle(self, records: Sequence[dict[str, Any]]) -> list[int]:
-        """Append lifecycle records; returns their sequence numbers."""
-        if not records:
-            return []
-        first = self.end_seq() + 1
-        self.db.executemany(
-            "INSERT INTO lifecycle(seq, household_id, warning_id, type, body) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                (first + i, r["household_id"], r["warning_id"], r["type"], orjson.dumps(r))
-                for i, r in enumerate(records)
-            ),
-        )
-        return list(range(first, first + len(records)))
+        """Append lifecycle records, hash-chained; returns their sequence numbers.
 
+        Call inside the batch transaction: records, chain links and the chain
+        head commit together with the effects they describe.
+        """
+        from streams.tamper import append_lifecycle
+
+        return append_lifecycle(self.db, records)
+
+
+    # -- keys (events.crypto.KeyStore) --------------------------------------------
+
+    def key_of_household(self, household_id: str) -> StoredKey | None:
+        row = self.db.execute(
+            "SELECT household_id, kid, wrapped, master_id FROM household_keys "
+            "WHERE household_id = ?",
+            (household_id,),
+        ).fetchone()
+        return StoredKey(row[0], row[1], bytes(row[2]), row[3]) if row else None
+
+    def key_by_kid(self, kid: str) -> StoredKey | None:
+        row = self.db.execute(
+            "SELECT household_id, kid, wrapped, master_id FROM household_keys WHERE kid = ?",
+            (kid,),
+        ).fetchone()
+        return StoredKey(row[0], row[1], bytes(row[2]), row[3]) if row else None
+
+    def store_key(self, key: StoredKey) -> None:
+        """Keep a new wrapped key (inside the publishing transaction)."""
+        self.db.execute(
+            "INSERT INTO household_keys(household_id, kid, wrapped, master_id) "
+            "VALUES (?, ?, ?, ?)",
+            (key.household_id, key.kid, key.wrapped, key.master_id),
+        )
+
+    def key_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM household_keys").fetchone()[0])
+
+    def is_erased(self, household_id: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM erased_households WHERE household_id = ?", (household_id,)
+        ).fetchone()
+        return row is not None
+
+    def erasure_generation(self) -> int:
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE key = ?", (ERASURE_GENERATION_KEY,)
+        ).fetchone()
+        return int(bytes(row[0]).decode()) if row else 0
+
+    def erased_households(self) -> list[str]:
+        rows = self.db.execute(
+            "SELECT household_id FROM erased_households ORDER BY household_id"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    # -- erasure (crypto-shredding) -------------------------------------------------
+
+    def erase_household(self, household_id: str) -> dict[str, Any]:
+        """Shred the household's data key and mark it erased; returns what was done.
+
+        Idempotent. The wrapped key is overwritten with zeros, then deleted with
+        ``secure_delete`` on (freed space is zeroed), and the WAL is truncated so
+        no old page copy keeps it. Its events stay (their sealed fields now read
+        "[erased]"); the input of its dead letters is replaced by "[erased]".
+        """
+        self.db.execute("PRAGMA secure_delete=ON")
+        try:
+            with self.transaction():
+                already = self.is_erased(household_id)
+                stored = self.key_of_household(household_id)
+                if stored is not None:
+                    self.db.execute(
+                        "UPDATE household_keys SET wrapped = zeroblob(?) WHERE household_id = ?",
+                        (len(stored.wrapped), household_id),
+                    )
+                    self.db.execute(
+                        "DELETE FROM household_keys WHERE household_id = ?", (household_id,)
+                    )
+                self.db.execute(
+                    "INSERT OR IGNORE INTO erased_households(household_id, erased_at) "
+                    "VALUES (?, ?)",
+                    (household_id, format_instant(now_micros())),
+                )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (ERASURE_GENERATION_KEY, str(self.erasure_generation() + 1).encode()),
+                )
+                redacted = self.db.execute(
+                    "UPDATE dead_letters SET body = ? WHERE household_id = ? AND body != ?",
+                    (ERASED.encode(), household_id, ERASED.encode()),
+                ).rowcount
+                kept = self.db.execute(
+                    "SELECT COUNT(*) FROM events WHERE household_id = ?", (household_id,)
+                ).fetchone()[0]
+            self.keyring.forget(household_id)
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            self.db.execute("PRAGMA secure_delete=OFF")
+        return {
+            "household_id": household_id,
+            "already_erased": already,
+            "key_deleted": stored is not None,
+            "events_kept": int(kept),
+            "dead_letters_redacted": int(redacted),
+            # busy: another connection holds the WAL; old frames may survive until it closes
+            "wal_checkpoint_complete": busy == 0,
+        }
+
+    # -- unreadable sealed fields -------------------------------------------------
+
+    def record_crypto_problems(self, problems: Sequence[Problem]) -> None:
+        """Keep (and log) sealed fields that could not be opened: event and field, no text."""
+        for problem in problems:
+            log.warning("unreadable personal field: %s", problem)
+        rows = [
+            (p.event_id, p.field, p.household_id, p.reason, format_instant(now_micros()))
+            for p in problems
+        ]
+        sql = (
+            "INSERT INTO crypto_problems(event_id, field, household_id, reason, found_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(event_id, field) DO UPDATE SET "
+            "reason = excluded.reason, found_at = excluded.found_at"
+        )
+        if self.db.in_transaction:
+            self.db.executemany(sql, rows)
+        else:
+            with self.transaction():
+                self.db.executemany(sql, rows)
+
+    def crypto_problems(self) -> list[Problem]:
+        rows = self.db.execute(
+            "SELECT event_id, household_id, field, reason FROM crypto_problems "
+            "ORDER BY event_id, field"
+        ).fetchall()
+        return [Problem(*row) for row in rows]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from events.crypto import is_envelope
+from streams.sqlite_log import SqliteLog
 from tests.api.conftest import Api, event
 
 
@@ -22,9 +24,19 @@ def test_acknowledge_and_resolve_append_events(api: Api) -> None:
     assert resolved.json()["warning"]["status"] == "resolved"
     assert api.call("POST", f"/v1/alerts/{warning_id}/resolve", "chair102").status_code == 409
 
-    bodies = [json.loads(b) for (b,) in api.sql(
+    sealed = [json.loads(b) for (b,) in api.sql(
         "log.sqlite3", "SELECT body FROM events WHERE household_id = ? ORDER BY position",
         "hh-act-1")]
+    # the note is sealed in the log (events.crypto): open the bodies with the log's keyring
+    (resolution,) = [b for b in sealed if b["type"] == "warning.resolved"]
+    assert is_envelope(resolution["data"]["note"])
+    log = SqliteLog(api.home / "log.sqlite3")
+    try:
+        opened = [log.keyring.open_event(b) for b in sealed]
+    finally:
+        log.close()
+    assert not [problems for _, problems in opened if problems]
+    bodies = [body for body, _ in opened]
     commands = [(b["type"], b["data"]) for b in bodies if b["type"].startswith("warning.")]
     assert commands == [
         ("warning.acknowledged", {"warning_id": warning_id, "by": "chair102"}),

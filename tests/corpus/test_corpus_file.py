@@ -16,13 +16,13 @@ import orjson
 import pytest
 
 from events.codec import Decoded, Rejected, decode
+from events.crypto import is_envelope
 from rules.replay import Replay
 from streams.embedded import EmbeddedRuntime
-from streams.sqlite_log import PublishCounts
+from streams.sqlite_log import PublishCounts, SqliteLog
 from tests import helpers as h
 from tests.corpus.bad_inputs import (
     ACCEPTED,
-    BIG_INT,
     CONFLICT,
     CORPUS,
     DUPLICATE,
@@ -109,12 +109,8 @@ def test_replay_counts_reconcile_and_each_entry_is_classified() -> None:
     assert statuses[0] == ("processed", None)  # ORIGINAL
     wrong = []
     for entry, (status, reason) in zip(CORPUS, statuses[1:], strict=True):
-        want = _expected_status(entry)
-        ok = status == want or (entry.expected == SAME_ID and status == "rejected")
-        if ok and want == "rejected":
-            ok = reason is not None and str(entry.expected) in reason
-        if not ok:
-            wrong.append((entry.kind_id, want, entry.expected, status, reason))
+        if not _classified(entry, status, reason):
+            wrong.append((entry.kind_id, _expected_status(entry), entry.expected, status, reason))
     assert not wrong, "\n".join(map(str, wrong))
     assert c.processed == 1 + len(VALID)
     assert c.duplicates + c.rejected == 1 + len(REJECTED) + len(SAME_UUID)
@@ -215,6 +211,9 @@ def test_embedded_dead_letter_keeps_reason_and_raw_bytes(
 ) -> None:
     home, _ = published
     letters = _dead_letters(home)
+    if entry.expected == CONFLICT:
+        _check_sealed_conflict_letter(home, letters, entry)
+        return
     exact = [(stage, reason) for stage, reason, body in letters if body == entry.raw]
     if not exact:
         # Diagnose: a letter kept for this input but with altered bytes?
@@ -234,6 +233,36 @@ def test_embedded_dead_letter_keeps_reason_and_raw_bytes(
     assert str(entry.expected) in reason, reason
 
 
+def _check_sealed_conflict_letter(
+    home: Path, letters: list[tuple[str, str, bytes]], entry: Entry
+) -> None:
+    """A conflicting event is a *valid* event: its dead letter holds the sealed body.
+
+    Decision (crypto-shredding, events.crypto): such input has passed validation,
+    so its personal fields are sealed like an accepted event's and the dead letter
+    keeps that sealed body, not the raw bytes — a dead letter must not hold clear
+    personal text, and erasing the household must shred it too. What is still
+    guaranteed: the reason is kept, and the body opens (with the log's keyring) to
+    the conflicting event itself (only ``recorded_at`` is added, as on append).
+    """
+    raw = orjson.loads(entry.raw)
+    kept = [(stage, reason, orjson.loads(body)) for stage, reason, body in letters
+            if CONFLICT in reason and _same_id(body, entry.raw)]
+    assert len(kept) == 1, f"{entry.kind_id}: expected one conflict dead letter, got {kept}"
+    stage, reason, sealed = kept[0]
+    assert stage == "ingest"
+    assert str(entry.expected) in reason, reason
+    assert is_envelope(sealed["data"]["notes"])  # sealed, not clear
+    log = SqliteLog(home / "log.sqlite3")
+    try:
+        opened, problems = log.keyring.open_event(sealed)
+    finally:
+        log.close()
+    assert not problems
+    assert "recorded_at" in opened
+    assert {k: v for k, v in opened.items() if k != "recorded_at"} == raw
+
+
 def _same_id(body: bytes, raw: bytes) -> bool:
     try:
         return bool(orjson.loads(body).get("event_id") == orjson.loads(raw).get("event_id"))
@@ -248,7 +277,16 @@ def test_embedded_keeps_odd_text_verbatim(published: tuple[Path, PublishCounts],
     event_id = json.loads(entry.raw)["event_id"]
     with _db(home) as db:
         (body,) = db.execute("SELECT body FROM events WHERE event_id = ?", (event_id,)).fetchone()
-    assert orjson.loads(body)["data"]["notes"] == VERBATIM[kind]
+    # personal fields are sealed in the log (events.crypto): the note must open verbatim
+    sealed = orjson.loads(body)
+    assert is_envelope(sealed["data"]["notes"])
+    log = SqliteLog(home / "log.sqlite3")
+    try:
+        opened, problems = log.keyring.open_event(sealed)
+    finally:
+        log.close()
+    assert not problems
+    assert opened["data"]["notes"] == VERBATIM[kind]
 
 
 def test_embedded_injection_strings_were_not_executed(

@@ -86,7 +86,7 @@ def test_an_oversize_event_is_rejected_without_parsing():
     big = with_({"data.notes": "x" * (MAX_EVENT_BYTES + 1)})
     result = rejected(big)
     assert "larger" in result.reason
-    assert result.raw == big  # kept whole in the dead letters, never cut
+    assert result.raw == big.encode()  # kept whole in the dead letters, never cut
 
 
 # -- type --------------------------------------------------------------------

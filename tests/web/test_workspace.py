@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from streams.sqlite_log import SqliteLog
 from tests.api.conftest import Api, event, wait_until
 from tests.web.conftest import ARTIFACTS
 
@@ -62,9 +63,15 @@ def alerts(api: Api, user: str, **params: str) -> list[dict[str, Any]]:
 
 def log_commands(api: Api, household: str, warning_id: str) -> list[dict[str, Any]]:
     """``warning.*`` command events for one warning in the event log."""
-    bodies = [json.loads(b) for (b,) in api.sql(
+    sealed = [json.loads(b) for (b,) in api.sql(
         "log.sqlite3", "SELECT body FROM events WHERE household_id = ? ORDER BY position",
         household)]
+    # personal fields (the resolution note) are sealed in the log: open with its keyring
+    log = SqliteLog(api.home / "log.sqlite3")
+    try:
+        bodies = [log.keyring.open_event(b)[0] for b in sealed]
+    finally:
+        log.close()
     return [b for b in bodies if b["type"].startswith("warning.")
             and b["data"].get("warning_id") == warning_id]
 
