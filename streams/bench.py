@@ -9,6 +9,12 @@ late, duplicate and invalid deliveries:
 * ``publish``, ``process``, ``project``: the embedded runtime's three stages
   (SQLite log, processor with per-batch transactions, chdb projection);
 * ``rebuild``: every projection dropped and rebuilt from the log.
+
+``run_rss_bench`` (``python -m streams.bench --rss-households N``) measures the
+processor's peak RSS with rule state for N households: the stream is generated
+and published by this process, then a fresh process (``spawn``) runs the
+processor over the log and reports its own ``ru_maxrss`` and how many
+households it holds state for.
 """
 
 from __future__ import annotations
@@ -105,6 +111,51 @@ def run_embedded_bench(events: int, households: int, workdir: Path) -> dict[str,
     return results
 
 
+def _process_in_child(home: str, queue: Any) -> None:
+    """Child process body: run the processor (no warehouse) and report peak RSS."""
+    from streams.processor import EmbeddedProcessor
+
+    runtime = EmbeddedRuntime(Path(home))
+    try:
+        processor = EmbeddedProcessor(runtime.log, runtime.engine, batch_size=runtime.batch_size)
+        started = time.perf_counter()
+        with bulk_mode():
+            report = processor.run(EventTimeClock(None))
+        elapsed = time.perf_counter() - started
+        queue.put({
+            "households_with_state": len(processor.states),
+            "processed": report.counts.processed,
+            "process_s": round(elapsed, 1),
+            "processor_peak_rss_mb": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        })
+    finally:
+        runtime.close()
+
+
+def run_rss_bench(households: int, events: int, workdir: Path) -> dict[str, Any]:
+    """Peak RSS of the embedded processor holding state for ~``households`` households."""
+    import multiprocessing
+
+    stream = workdir / "rss-stream.jsonl"
+    gen_s, _ = _timed(lambda: write_jsonl(
+        StreamSpec(events=events, households=households, seed=7), stream))
+    runtime = EmbeddedRuntime(workdir / "rss-home")
+    try:
+        with stream.open("rb") as source:
+            publish_s, _ = _timed(lambda: runtime.publish(source, source="bench"))
+    finally:
+        runtime.close()
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_process_in_child, args=(str(workdir / "rss-home"), queue))
+    child.start()
+    result: dict[str, Any] = queue.get()
+    child.join()
+    return {"events": events, "households_spec": households, "generate_s": round(gen_s, 1),
+            "publish_s": round(publish_s, 1), **result}
+
+
 def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(),
             "platform": platform.platform()}
@@ -115,3 +166,19 @@ def run(quick: bool, events: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jiahe-bench-") as tmp:
         embedded = run_embedded_bench(count, max(count // 5, 100), Path(tmp))
     return {"machine": machine(), "embedded": embedded}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="jiahe bench pieces outside `jiahe bench`")
+    parser.add_argument("--rss-households", type=int, default=1_200_000)
+    parser.add_argument("--rss-events", type=int, default=4_000_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="jiahe-bench-rss-") as tmp:
+        report = run_rss_bench(args.rss_households, args.rss_events, Path(tmp))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

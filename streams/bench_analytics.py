@@ -1,0 +1,342 @@
+"""Dashboard query latency on a chdb warehouse holding 10M events.
+
+``python -m streams.bench_analytics [--events N] [--runs R] [--optimize]`` builds
+synthetic rows directly as Arrow tables in the warehouse's schema
+(``projections.schema``; the JSON path would take hours for 10M), loads them
+into a chdb warehouse in a temporary directory together with lifecycle rows
+(one warning per 20 events: raised, then acknowledged / escalated / resolved)
+and the household directory, then times the dashboard's queries ``runs``
+times each and reports p50/p95 in milliseconds:
+
+* ``ledger_warnings`` / ``ledger_households`` / ``ledger_guardianship``:
+  ``projections.ledgers.*`` with a district filter and an ``as_of``;
+* ``daily_counts``: ``projections.analytics.daily_counts`` with the same ``as_of``;
+* ``kpis``: what ``api.services.Services.kpis`` asks the warehouse for a
+  district chair (the scoped warning ledger + the local-resolution query).
+
+Rows go in through the warehouse's Arrow insert path (``_insert``: the same
+``INSERT … SELECT FROM Python(table)`` every write uses), skipping only the
+envelope → Arrow conversion. One chdb path per process: run this on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from events.instants import MICROS_PER_DAY, MICROS_PER_HOUR, parse_instant
+from events.orgunits import HARBIN_DISTRICTS
+from projections import analytics, ledgers, schema
+from projections.warehouse.chdb_backend import ChdbWarehouse
+
+START = parse_instant("2024-01-01T00:00:00Z")
+SPAN_US = 730 * MICROS_PER_DAY
+DISTRICT = "230102"  # 道里区
+INDICATORS = (
+    "marital_conflict", "threats", "domestic_violence_signs", "injury_observed",
+    "sexual_violence_signs", "child_neglect", "guardianship_gap", "intellectual_disability",
+    "economic_hardship", "alcohol_abuse", "isolation",
+)
+TYPES = (
+    ("screening.visit_recorded", 0.40), ("petition.received", 0.18),
+    ("followup.recorded", 0.18), ("mediation.opened", 0.04), ("mediation.concluded", 0.04),
+    ("child.guardianship_gap_recorded", 0.03), ("child.guardianship_restored", 0.02),
+    ("case.resolved", 0.06), ("warning.acknowledged", 0.03), ("warning.resolved", 0.02),
+)
+CHANNELS = ("hotline_12338", "walk_in", "letter", "online", "wechat", "referral")
+CATEGORIES = ("marriage_family_dispute", "domestic_violence", "sexual_assault",
+              "child_rights", "property_rights", "other")
+ACTIONS = ("home_visit", "phone_call", "legal_aid", "psych_counselling", "police_referral",
+           "shelter")
+OUTCOMES = ("reconciled", "agreement", "failed", "referred")
+RESOLUTIONS = ("resolved_locally", "referred", "closed_no_action")
+RULES = (("violence-injury", "red"), ("repeat-petitions", "orange"),
+         ("escalating-dispute", "orange"), ("vulnerable-person-harm", "red"),
+         ("guardianship-no-followup", "yellow"), ("mediation-failed", "yellow"))
+SLA_US = {"red": 24 * MICROS_PER_HOUR, "orange": 72 * MICROS_PER_HOUR,
+          "yellow": 168 * MICROS_PER_HOUR}
+TS = pa.timestamp("us", tz="UTC")
+
+
+class City:
+    """Districts × streets × communities and a community per household."""
+
+    def __init__(self, households: int, rng: np.random.Generator) -> None:
+        districts = sorted(HARBIN_DISTRICTS)
+        self.communities = [
+            f"{d[:6]}{s:03d}{c:03d}" for d in districts for s in range(1, 9) for c in range(1, 11)
+        ]
+        self.streets = [u[:9] + "000" for u in self.communities]
+        self.districts = [u[:6] + "000000" for u in self.communities]
+        self.community_of = rng.integers(0, len(self.communities), households)
+
+
+def _strings(values: tuple[str, ...] | list[str], index: np.ndarray,
+             mask: np.ndarray | None = None) -> pa.Array:
+    """``values[index]`` as a plain string column (``mask`` True → null)."""
+    dictionary = pa.array(values, type=pa.string())
+    indices = pa.array(index.astype(np.int32), mask=mask)
+    return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pa.array(numbers).cast(pa.string()), "")
+
+
+def event_chunk(
+    first: int, n: int, city: City, keys: pa.Array, rng: np.random.Generator
+) -> pa.Table:
+    """``n`` events (offsets first..first+n-1) in ``schema.EVENT_COLUMNS`` order."""
+    offsets = np.arange(first, first + n, dtype=np.uint64)
+    households = rng.integers(0, len(keys), n)
+    community = city.community_of[households]
+    kinds = rng.choice(len(TYPES), n, p=[w for _, w in TYPES])
+    names = [t for t, _ in TYPES]
+    occurred = START + rng.integers(0, SPAN_US, n)
+    late = rng.random(n) < 0.05
+    recorded = occurred + rng.integers(0, 3 * MICROS_PER_DAY, n)
+
+    def only(kind: str) -> np.ndarray:
+        return kinds != names.index(kind)  # mask: True where the field is null
+
+    visit = kinds == names.index("screening.visit_recorded")
+    lengths = np.where(visit, rng.integers(0, 4, n), 0)
+    list_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = _strings(INDICATORS, rng.integers(0, len(INDICATORS), int(list_offsets[-1])))
+    indicators = pa.ListArray.from_arrays(pa.array(list_offsets), flat)
+    mediation = (kinds != names.index("mediation.opened")) & only("mediation.concluded")
+    child = only("child.guardianship_gap_recorded") & only("child.guardianship_restored")
+    command = only("warning.acknowledged") & only("warning.resolved")
+    columns: dict[str, pa.Array] = {
+        "event_id": _ids("ev-", offsets),
+        "type": _strings(names, kinds),
+        "schema_version": pa.array(np.ones(n, dtype=np.uint16)),
+        "occurred_at": pa.array(occurred, type=TS),
+        "recorded_at": pa.array(recorded, type=TS, mask=~late),
+        "org_unit": _strings(city.communities, community),
+        "street": _strings(city.streets, community),
+        "district": _strings(city.districts, community),
+        "household_key": keys.take(pa.array(households)),
+        "actor": _ids("cadre-", rng.integers(0, 5000, n)),
+        "indicators": indicators,
+        "channel": _strings(CHANNELS, rng.integers(0, 6, n), only("petition.received")),
+        "category": _strings(CATEGORIES, rng.integers(0, 6, n), only("petition.received")),
+        "urgent": pa.array(rng.random(n) < 0.1, mask=only("petition.received")),
+        "action": _strings(ACTIONS, rng.integers(0, 6, n), only("followup.recorded")),
+        "outcome": _strings(OUTCOMES, rng.integers(0, 4, n), only("mediation.concluded")),
+        "mediation_id": pa.array(
+            pc.if_else(pa.array(mediation), pa.scalar(None, pa.string()),
+                       _ids("m-", households))),
+        "child_ref": _strings(("c1", "c2"), rng.integers(0, 2, n), child),
+        "resolution": _strings(RESOLUTIONS, rng.integers(0, 3, n), only("case.resolved")),
+        "warning_id": pa.array(
+            pc.if_else(pa.array(command), pa.scalar(None, pa.string()),
+                       _ids("w-", rng.integers(0, max(n // 20, 1), n)))),
+        "offset": pa.array(offsets),
+    }
+    target = schema.arrow_schema(schema.EVENTS)
+    return pa.Table.from_arrays([columns[f.name] for f in target], schema=target)
+
+
+def lifecycle_table(
+    warnings: int, city: City, keys: pa.Array, rng: np.random.Generator
+) -> pa.Table:
+    """Raised for every warning; ~60% acknowledged, ~40% resolved, ~25% escalated."""
+    households = rng.integers(0, len(keys), warnings)
+    community = city.community_of[households]
+    rule = rng.integers(0, len(RULES), warnings)
+    level = np.array([RULES[r][1] for r in range(len(RULES))])[rule]
+    sla = np.vectorize(SLA_US.get)(level).astype(np.int64)
+    raised = START + rng.integers(0, SPAN_US, warnings)
+    ids = _ids("w-", np.arange(warnings))
+    escalations = np.where(rng.random(warnings) < 0.25, rng.integers(1, 4, warnings), 0)
+    acked = rng.random(warnings) < 0.6
+    resolved = rng.random(warnings) < 0.4
+    parts: list[dict[str, Any]] = []
+
+    def part(mask: np.ndarray, kind: str, at: np.ndarray, handling: Any = None,
+             handling_org: Any = None, from_level: Any = None, to_level: Any = None) -> None:
+        idx = np.nonzero(mask)[0]
+        parts.append({"idx": idx, "type": kind, "at": at[idx], "handling": handling,
+                      "handling_org": handling_org, "from": from_level, "to": to_level})
+
+    everyone = np.ones(warnings, dtype=bool)
+    part(everyone, "warning.raised", raised, "community", "community")
+    labels = ("community", "street", "district", "city")
+    for step in (1, 2, 3):
+        part(escalations >= step, "warning.escalated", raised + step * sla,
+             labels[step], labels[step], labels[step - 1], labels[step])
+    after = raised + (escalations + 1) * sla
+    part(acked, "warning.acknowledged", raised + rng.integers(0, sla) + escalations * sla)
+    part(resolved, "warning.resolved", after + rng.integers(0, 30 * MICROS_PER_DAY, warnings))
+    tables = []
+    seq = 1
+    for p in parts:
+        idx = p["idx"]
+        m = len(idx)
+        units = [city.communities, city.streets, city.districts, city.districts]
+        org = _strings(city.communities, community[idx])
+        handling_org = (
+            _strings(units[labels.index(p["handling_org"])], community[idx])
+            if p["handling_org"] else pa.nulls(m, pa.string())
+        )
+        raise_only = p["type"] == "warning.raised"
+        cols: dict[str, pa.Array] = {
+            "seq": pa.array(np.arange(seq, seq + m, dtype=np.uint64)),
+            "type": pa.array([p["type"]] * m, type=pa.string()),
+            "warning_id": ids.take(pa.array(idx)),
+            "rule_id": _strings([r for r, _ in RULES], rule[idx]),
+            "household_key": keys.take(pa.array(households[idx])),
+            "level": pa.array(level[idx], type=pa.string()),
+            "org_unit": org,
+            "district": _strings(city.districts, community[idx]),
+            "handling_level": pa.array([p["handling"]] * m, type=pa.string()),
+            "handling_org_unit": handling_org if raise_only or p["to"] else pa.nulls(m),
+            "from_level": pa.array([p["from"]] * m, type=pa.string()),
+            "to_level": pa.array([p["to"]] * m, type=pa.string()),
+            "at": pa.array(p["at"], type=TS),
+        }
+        seq += m
+        target = schema.arrow_schema(schema.LIFECYCLE)
+        tables.append(pa.Table.from_arrays(
+            [cols[f.name].cast(f.type) for f in target], schema=target))
+    return pa.concat_tables(tables)
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"p50_ms": round(statistics.median(ordered) * 1000, 1),
+            "p95_ms": round(p95 * 1000, 1), "runs": len(ordered)}
+
+
+def kpis(warehouse: ChdbWarehouse, as_of: int, district: str) -> dict[str, Any]:
+    """The warehouse work of ``Services.kpis`` for a district chair (counts in Python)."""
+    rows = ledgers.warning_ledger(warehouse, as_of, district)
+    resolved = warehouse.query(
+        "SELECT org_unit, resolution FROM events FINAL WHERE type = 'case.resolved' AND "
+        f"occurred_at <= fromUnixTimestamp64Micro(toInt64({as_of}), 'UTC')"
+    ).rows
+    local = sum(1 for org, res in resolved if org.startswith(district)
+                and res == "resolved_locally")
+    return {"warnings": len(rows), "resolved_locally": local}
+
+
+def queries(as_of: int, district: str) -> dict[str, Callable[[ChdbWarehouse], Any]]:
+    return {
+        "ledger_warnings": lambda w: ledgers.warning_ledger(w, as_of, district),
+        "ledger_households": lambda w: ledgers.household_ledger(w, as_of, district),
+        "ledger_guardianship": lambda w: ledgers.guardianship_ledger(w, as_of, district),
+        "daily_counts": lambda w: analytics.daily_counts(w, as_of),
+        "kpis": lambda w: kpis(w, as_of, district),
+    }
+
+
+def measure(warehouse: ChdbWarehouse, runs: int, as_of: int,
+            district: str = DISTRICT) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    for name, query in queries(as_of, district).items():
+        result = query(warehouse)  # warm-up (and row count)
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            query(warehouse)
+            samples.append(time.perf_counter() - started)
+        rows = len(result) if isinstance(result, list) else (
+            len(result.events) + len(result.lifecycle)
+            if isinstance(result, analytics.DailyCounts) else 1)
+        report[name] = {**_percentiles(samples), "rows": rows}
+    return report
+
+
+def load(warehouse: ChdbWarehouse, events: int, households: int, chunk: int,
+         seed: int = 7) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    city = City(households, rng)
+    ids = [f"HH{i:07d}" for i in range(households)]
+    keys = pa.array([warehouse.household_key(h) for h in ids], type=pa.string())
+    started = time.perf_counter()
+    build_s = 0.0
+    warehouse._insert(schema.DIRECTORY, pa.Table.from_arrays(
+        [keys, pa.array(ids)], schema=schema.arrow_schema(schema.DIRECTORY)))
+    for first in range(1, events + 1, chunk):
+        built = time.perf_counter()
+        table = event_chunk(first, min(chunk, events - first + 1), city, keys, rng)
+        build_s += time.perf_counter() - built
+        warehouse._insert(schema.EVENTS, table)
+    built = time.perf_counter()
+    life = lifecycle_table(max(events // 20, 1), city, keys, rng)
+    build_s += time.perf_counter() - built
+    for i in range(0, life.num_rows, chunk):
+        warehouse._insert(schema.LIFECYCLE, life.slice(i, chunk))
+    total = time.perf_counter() - started
+    return {"events": events, "households": households, "lifecycle_rows": life.num_rows,
+            "load_s": round(total, 1), "arrow_build_s": round(build_s, 1),
+            "insert_rows_per_s": round((events + life.num_rows) / (total - build_s))}
+
+
+def run(events: int, households: int, runs: int, chunk: int = 1_000_000,
+        optimize: bool = False, path: Path | None = None) -> dict[str, Any]:
+    """Load (unless ``path`` already holds a loaded warehouse) and measure.
+
+    With ``path`` the warehouse is kept, so queries can be re-measured after a
+    change without loading 10M rows again.
+    """
+    with tempfile.TemporaryDirectory(prefix="jiahe-analytics-") as tmp:
+        where = path or Path(tmp) / "wh"
+        reuse = path is not None and (path / "data").exists()
+        warehouse = ChdbWarehouse(where, b"bench-secret")
+        try:
+            warehouse.ensure_schema()
+            report: dict[str, Any] = {"load_average_before": os.getloadavg()}
+            if reuse:
+                rows = warehouse.query("SELECT count() FROM events").rows[0][0]
+                report["load"] = {"reused": str(path), "event_rows": rows}
+            else:
+                report["load"] = load(warehouse, events, households, chunk)
+            as_of = START + SPAN_US - 7 * MICROS_PER_DAY
+            report["as_of"] = as_of
+            report["district"] = DISTRICT
+            report["as_loaded"] = measure(warehouse, runs, as_of)
+            if optimize:
+                started = time.perf_counter()
+                for table in schema.TABLES:
+                    warehouse._execute(f"OPTIMIZE TABLE {table} FINAL")
+                report["optimize_s"] = round(time.perf_counter() - started, 1)
+                report["after_optimize"] = measure(warehouse, runs, as_of)
+            report["load_average_after"] = os.getloadavg()
+        finally:
+            warehouse.close()
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--households", type=int, default=None)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--chunk", type=int, default=1_000_000)
+    parser.add_argument("--optimize", action="store_true", help="also after OPTIMIZE FINAL")
+    parser.add_argument("--path", type=Path, default=None,
+                        help="keep the warehouse here; reuse it when already loaded")
+    args = parser.parse_args(argv)
+    households = args.households or max(args.events // 10, 100)
+    print(json.dumps(run(args.events, households, args.runs, args.chunk, args.optimize,
+                         args.path), indent=2))
+
+
+if __name__ == "__main__":
+    main()
