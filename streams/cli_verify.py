@@ -61,8 +61,22 @@ def verify(ctx: click.Context, home_opt: Path | None, anchor: Path | None, updat
         console.print(f"warehouse lifecycle: {wh.compared} records compared{pending}: {status}")
     for note in report.anchor_notes:
         console.print(f"anchor: {escape(note)}")
-    for problem in report.problems:
+    sealed = _sealed_field_problems(Path(home))
+    console.print(f"sealed personal fields: {'OK' if not sealed else f'{len(sealed)} problem(s)'}")
+    problems = [*report.problems, *sealed]
+    for problem in problems:
         console.print(f"PROBLEM {escape(problem)}")
-    console.print("verify: OK" if report.ok else f"verify: FAILED ({len(report.problems)} "
-                  "problems)")
-    ctx.exit(0 if report.ok else 1)
+    console.print("verify: OK" if not problems else f"verify: FAILED ({len(problems)} problems)")
+    ctx.exit(0 if not problems else 1)
+
+
+def _sealed_field_problems(home: Path) -> list[str]:
+    """Sealed fields that fail authentication (edited, moved between events or households)."""
+    from streams.sqlite_log import SqliteLog
+
+    log = SqliteLog(home / "log.sqlite3")
+    try:
+        found = log.check_sealed_fields()
+        return [f"event {p.event_id} field {p.field}: {p.reason}" for p in found]
+    finally:
+        log.close()

@@ -186,14 +186,25 @@ class WorkerRuntime:
                     self.caught_up.add(partition)
             fired = self._fire(self.settings.as_of, self.owned & self.caught_up, result.touched)
             records = records + fired
-        await self._effects(records, result.dead_letters, result.event_rows, result.touched)
+        try:
+            await self._effects(records, result.dead_letters, result.event_rows, result.touched)
+        except BaseException:
+            self._restore_index(result.touched)
+            raise
         for message in live:
             consumer.ack(message)
         merge_counts(self.counts, result.counts)
         self.batches += 1
 
     def _fire(self, limit: int, partitions: set[int], touched: dict[str, Touched]) -> list[Record]:
-        """Fire deadlines due ≤ limit of the given partitions; states join ``touched``."""
+        """Fire deadlines due ≤ limit of the given partitions; states join ``touched``.
+
+        Only partitions the consumer owns right now: ``self.owned`` is updated after a
+        rebalance's recovery, and between the revocation and then it may still name
+        partitions another worker owns (firing those would write this worker's stale
+        states into their changelog).
+        """
+        partitions = partitions & transport.assigned(self.app, self.topics.events)
         states: dict[str, HouseholdState] = {}
         for partition in sorted(partitions):
             for household_id in self.index.pop_due(partition, limit):
@@ -205,6 +216,13 @@ class WorkerRuntime:
                     entry = touched[household_id] = Touched(partition, state)
                 states[household_id] = entry.state
         return fire_due(self.engine, states, limit) if states else []
+
+    def _restore_index(self, touched: dict[str, Touched]) -> None:
+        """Effects failed: the popped deadlines must stay known (the table is unchanged)."""
+        for household_id, entry in touched.items():
+            state = self.load(household_id, entry.partition)
+            self.index.update(household_id, entry.partition,
+                              state.next_due if state is not None else None)
 
     async def _effects(self, records: list[Record], dead_letters: list[DeadLetter],
                        event_rows: list[dict[str, Any]], touched: dict[str, Touched]) -> None:
@@ -247,10 +265,16 @@ class WorkerRuntime:
             limit, partitions = now_micros(), await self._lag_free()
         else:
             limit, partitions = self.settings.as_of, await self._caught_up()
+        if self.app.rebalancing:  # started while we looked at the positions
+            return
         touched: dict[str, Touched] = {}
         records = self._fire(limit, partitions, touched)
         if touched:
-            await self._effects(records, [], [], touched)
+            try:
+                await self._effects(records, [], [], touched)
+            except BaseException:
+                self._restore_index(touched)
+                raise
 
     async def _lag_free(self) -> set[int]:
         """Owned partitions read up to the end the last fetch reported.
@@ -289,16 +313,24 @@ class WorkerRuntime:
         return self.owned & self.caught_up
 
     async def _on_recover(self) -> None:
-        """After faust restored the table for a new assignment: rebuild the deadline index."""
+        """After faust restored the table for a new assignment: rebuild the deadline index.
+
+        The index is rebuilt for *every* owned partition, not only the newly assigned
+        ones. faust calls this once per completed recovery, but a recovery interrupted by
+        another rebalance never calls it (and an interrupted one may call it with the next
+        generation's assignment before that generation's recovery ran). So a partition can
+        look "kept" here although another worker owned it in between and wrote states
+        (new deadlines) this worker's index never saw, or although it was indexed from a
+        table not yet restored. The table is the truth; the index must be reloaded from it.
+        """
         owned = transport.assigned(self.app, self.topics.events)
-        for partition in self.owned - owned:
+        for partition in (self.index.partitions() | self.owned) - owned:
             self.index.drop_partition(partition)
         self.caught_up &= owned
         fresh = owned - self.owned
-        if fresh:
-            self._index_partitions(fresh)
-            if self.settings.as_of is not None:
-                await self._remember_targets(fresh)
+        self._index_partitions(owned)
+        if self.settings.as_of is not None and owned:
+            await self._remember_targets(owned)
         self.owned = owned
         self.ready = True
         log.info("assigned partitions %s (new %s); %d households with deadlines",

@@ -517,6 +517,24 @@ class SqliteLog:
             with self.transaction():
                 self.db.executemany(sql, rows)
 
+    def check_sealed_fields(self, batch: int = 5000) -> list[Problem]:
+        """Open every sealed field once; record and return those that fail authentication.
+
+        Run by ``jiahe verify`` (not by the processor, which never needs clear text):
+        an edited, moved or foreign ciphertext is named by event and field.
+        """
+        self.keyring.refresh()
+        found: list[Problem] = []
+        position = 0
+        while entries := self.read_events(position, batch):
+            for entry in entries:
+                _, unreadable = self.keyring.open_event(orjson.loads(entry.body))
+                found.extend(p for p in unreadable if "erased" not in p.reason)
+            position = entries[-1].position
+        if found:
+            self.record_crypto_problems(found)
+        return found
+
     def crypto_problems(self) -> list[Problem]:
         rows = self.db.execute(
             "SELECT event_id, household_id, field, reason FROM crypto_problems "

@@ -171,6 +171,9 @@ def test_tampered_ciphertext_is_named_kept_and_the_processor_goes_on(
     runtime = EmbeddedRuntime(tmp_path)
     try:
         report = runtime.process(EventTimeClock(parse_instant(AS_OF)), project=False)
+        # the processor never opens sealed fields; `jiahe verify` checks every one
+        assert runtime.log.crypto_problems() == []
+        runtime.log.check_sealed_fields()
         problems = {(p.event_id, p.field): p.reason for p in runtime.log.crypto_problems()}
         raised = {orjson.loads(e.body)["warning_id"] for e in runtime.log.read_lifecycle(0, 10**6)
                   if orjson.loads(e.body)["type"] == "warning.raised"}
