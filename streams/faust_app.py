@@ -170,9 +170,26 @@ class WorkerRuntime:
         consumer = app.consumer
         generation = app.consumer_generation_id
         owned = consumer.assignment()
-        live = [m for m in messages if m.generation_id == generation and m.tp in owned]
-        if not live:
-            return
+        # Messages fetched under an earlier generation of a partition this worker owns
+        # now: the consumer's position is already past them, so dropping them would skip
+        # them for good unless faust seeks back to a committed offset (it does not for a
+        # partition nobody committed yet). Such partitions are sought back to the first
+        # of them, after this batch: they are read again under this generation
+        # (duplicates of what another owner did meanwhile are harmless).
+        rewind: dict[TP, int] = {}
+        for m in messages:
+            if m.generation_id != generation and m.tp in owned:
+                rewind[m.tp] = min(m.offset, rewind.get(m.tp, m.offset))
+        live = [m for m in messages
+                if m.generation_id == generation and m.tp in owned and m.tp not in rewind]
+        if live:
+            await self._handle_live(live)
+        for tp, offset in rewind.items():
+            log.info("re-reading %s from %d (fetched under an earlier generation)", tp, offset)
+            await consumer.seek(tp, offset)
+
+    async def _handle_live(self, live: list[Message]) -> None:
+        consumer = self.app.consumer
         for message in live:
             consumer.track_message(message)
         result = self.processor.process(live, self.load)
@@ -331,10 +348,33 @@ class WorkerRuntime:
         self._index_partitions(owned)
         if self.settings.as_of is not None and owned:
             await self._remember_targets(owned)
+        await self._rewind_uncommitted(owned)
         self.owned = owned
         self.ready = True
         log.info("assigned partitions %s (new %s); %d households with deadlines",
                  sorted(owned), sorted(fresh), len(self.index))
+
+    async def _rewind_uncommitted(self, partitions: set[int]) -> None:
+        """Put owned event partitions at their start before faust seeks to committed offsets.
+
+        Right after an assignment the fetcher may already have fetched records of a
+        partition, which faust's ``getmany`` then discards (the partition got paused for
+        recovery, or the generation changed while it iterated): the consumer position has
+        moved past records nobody handled. faust's ``perform_seek`` (which runs right
+        after this callback) moves partitions with a committed offset back to it, but
+        leaves a partition nobody committed yet where it is, so its first records were
+        skipped for good (a worker joining mid-stream lost the first events of a
+        partition the other worker had not reached). Seeking every owned partition to
+        offset 0 here makes those start over (``auto_offset_reset`` earliest covers a
+        truncated log); committed ones are moved to their offset by ``perform_seek``.
+        """
+        consumer = self.app.consumer
+        for partition in sorted(partitions):
+            tp = TP(self.topics.events, partition)
+            try:
+                await consumer.seek(tp, 0)
+            except Exception as exc:  # revoked meanwhile: the next recovery seeks again
+                log.warning("could not rewind partition %s: %r", partition, exc)
 
     def _index_partitions(self, partitions: set[int]) -> None:
         for partition in partitions:
