@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,19 +96,31 @@ class Api:
         return str(rows[0][0])
 
 
-@pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    home = tmp_path_factory.mktemp("api-home")
+#: Fast delivery settings for the webhook/e-mail tests.
+DELIVERY_ARGS = ("--webhook-max-attempts", str(MAX_ATTEMPTS), "--webhook-backoff", "0.1",
+                 "--webhook-poll", "0.05", "--tick", "0.3")
+
+
+@contextmanager
+def serve_api(
+    home: Path,
+    users: Mapping[str, tuple[str, str]],
+    server_args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Api]:
+    """A real API server (uvicorn subprocess) on ``home`` with ``users``; stopped after.
+
+    Its log must end without a traceback: bad input is never a 500.
+    """
     store = UserStore.at_home(home)
-    tokens = {name: store.add(name, role, org) for name, (role, org) in USERS.items()}
+    tokens = {name: store.add(name, role, org) for name, (role, org) in users.items()}
     store.close()
     port = free_port()
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.server", "--home", str(home), "--host", "127.0.0.1",
-         "--port", str(port), "--webhook-max-attempts", str(MAX_ATTEMPTS),
-         "--webhook-backoff", "0.1", "--webhook-poll", "0.05", "--tick", "0.3"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
+         "--port", str(port), *server_args],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -132,6 +145,12 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         log.close()
     server_log = (home / "server.log").read_text()
     assert "Traceback" not in server_log, server_log
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with serve_api(tmp_path_factory.mktemp("api-home"), USERS, DELIVERY_ARGS) as server:
+        yield server
 
 
 @dataclass

@@ -8,9 +8,6 @@ dead-lettered; the mail is plain text without personal data.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,55 +18,29 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
 from api.email_channel import SmtpSender, parse_hostport, render
-from api.users import UserStore
-from tests.api.conftest import ROOT, USERS, Api, event, free_port, wait_until
+from tests.api.conftest import (
+    DELIVERY_ARGS,
+    MAX_ATTEMPTS,
+    USERS,
+    Api,
+    event,
+    free_port,
+    serve_api,
+    wait_until,
+)
 
-MAX_ATTEMPTS = 3
 PERSONAL_NOTE = "王某某 lives behind the red gate"
 
 
 @contextmanager
 def running_api(home: Path, **env: str) -> Iterator[Api]:
     """A real API server on a fresh home with extra environment (JIAHE_SMTP, …)."""
-    store = UserStore.at_home(home)
-    tokens = {name: store.add(name, role, org) for name, (role, org) in USERS.items()}
-    store.close()
-    port = free_port()
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.server", "--home", str(home), "--host", "127.0.0.1",
-         "--port", str(port), "--webhook-max-attempts", str(MAX_ATTEMPTS),
-         "--webhook-backoff", "0.1", "--webhook-poll", "0.05", "--tick", "0.3"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/openapi.json", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError((home / "server.log").read_text())
-        time.sleep(0.2)
-    try:
-        yield Api(url, home, tokens)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    server_log = (home / "server.log").read_text()
-    assert "Traceback" not in server_log, server_log
+    with serve_api(home, USERS, DELIVERY_ARGS, env) as server:
+        yield server
 
 
 @dataclass

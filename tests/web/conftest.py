@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from api.users import UserStore
-from tests.api.conftest import Api, free_port
+from tests.api.conftest import Api, serve_api
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -44,40 +39,8 @@ USERS = {
 
 @pytest.fixture(scope="module")
 def web_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    home = tmp_path_factory.mktemp("web-home")
-    store = UserStore.at_home(home)
-    tokens = {name: store.add(name, role, org) for name, (role, org) in USERS.items()}
-    store.close()
-    port = free_port()
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.server", "--home", str(home), "--host", "127.0.0.1",
-         "--port", str(port), "--tick", "0.5"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/openapi.json", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError((home / "server.log").read_text())
-        time.sleep(0.2)
-    try:
-        yield Api(url, home, tokens)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    server_log = (home / "server.log").read_text()
-    assert "Traceback" not in server_log, server_log
+    with serve_api(tmp_path_factory.mktemp("web-home"), USERS, ("--tick", "0.5")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
