@@ -30,8 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from events.sample import StreamSpec, write_jsonl
 from rules.engine import Engine
 from rules.pack import load_pack
@@ -39,6 +37,7 @@ from rules.replay import Replay
 from streams.cli_embedded import bulk_mode
 from streams.clock import EventTimeClock
 from streams.embedded import EmbeddedRuntime
+from streams.replay_file import replay_lines
 
 
 def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
@@ -62,13 +61,7 @@ def _json_loads_loop(path: Path) -> int:
 def _replay(path: Path, out: Path) -> int:
     runner = Replay(Engine(load_pack()))
     with path.open("rb") as source, out.open("wb") as sink:
-        for line in source:
-            _, outcome = runner.feed_line(line)
-            if outcome is not None:
-                for record in outcome.records:
-                    sink.write(orjson.dumps(record) + b"\n")
-        for record in runner.finish():
-            sink.write(orjson.dumps(record) + b"\n")
+        replay_lines(runner, source, sink)
     return runner.counts.received
 
 

@@ -73,27 +73,15 @@ def replay(file: Path, warnings_out: Path, as_of: str | None, pack: Path | None,
 
     limit = _instant(as_of)
     runner = Replay(_engine(pack))
+    from streams.replay_file import replay_lines
+
     rejects = rejects_out.open("wb") if rejects_out else None
-    written = 0
-    with bulk_mode(), file.open("rb") as source, warnings_out.open("wb") as out:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            decoded, outcome = runner.feed_line(line)
-            if outcome is None or outcome.status == "rejected":
-                if rejects is not None:
-                    reason = outcome.reason if outcome else decoded.reason  # type: ignore[union-attr]
-                    rejects.write(orjson.dumps({"line": number, "reason": reason,
-                                                "raw": line.decode("utf-8", "replace")}) + b"\n")
-                continue
-            for record in outcome.records:
-                out.write(orjson.dumps(record) + b"\n")
-                written += 1
-        for record in runner.finish(limit):
-            out.write(orjson.dumps(record) + b"\n")
-            written += 1
-    if rejects is not None:
-        rejects.close()
+    try:
+        with bulk_mode(), file.open("rb") as source, warnings_out.open("wb") as out:
+            written = replay_lines(runner, source, out, limit, rejects)
+    finally:
+        if rejects is not None:
+            rejects.close()
     print_counts(runner.counts, "replay")
     clock = format_instant(limit) if limit is not None else (
         format_instant(runner.max_occurred) if runner.max_occurred else "-")

@@ -77,7 +77,7 @@ def bulk_mode() -> Iterator[None]:
         gc.collect()
 
 
-def progress_bar(console_file: object = None) -> Progress:
+def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -88,7 +88,7 @@ def progress_bar(console_file: object = None) -> Progress:
     )
 
 
-def run_publish(runtime: EmbeddedRuntime, file: Path, quiet: bool = False) -> dict[str, int]:
+def run_publish(runtime: EmbeddedRuntime, file: Path) -> dict[str, int]:
     total = sum(1 for _ in file.open("rb"))
     with progress_bar() as bar, file.open("rb") as source:
         task = bar.add_task(f"publish {file.name}", total=total)
