@@ -6,10 +6,15 @@ a server-sent-events stream of the inbox, the three ledgers, KPIs, and webhook
 subscriptions. See ``api.auth`` for the role/scope rules and ``api.services``
 for why processing is inline. A note sent to ``acknowledge`` is accepted but
 not kept: the catalog's ``warning.acknowledged`` has no note field.
+
+With ``kafka`` settings the same endpoints run on the Kafka runtime
+(``api.kafka_mode``): actions on warnings answer 202 with the event_id (the
+worker applies them; the change shows once its lifecycle record is mirrored).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
@@ -33,16 +38,29 @@ from api.auth import (
     org_unit_in_scope,
     require,
 )
+from api.delivery import DEFAULT_MAX_ATTEMPTS
 from api.email_channel import MAILTO, SmtpSender
+from api.kafka_channel import KAFKA_URL
+from api.kafka_mode import KafkaSettings
 from api.routing import Grouping, silence_router
 from api.services import Services
 from api.stream import open_log, start_position
 from api.users import User
 from api.web import router as workspace_router
+from events.codec import (
+    Rejected,
+    _contains_float,
+    _has_unrepresentable_integer,
+    _path_of_big_integer,
+)
 from events.instants import InstantError, parse_instant
 
 MAX_EVENTS = 5_000
 MAX_BODY_BYTES = 5 * 1024 * 1024
+#: the largest ledger page (``?limit=``); without ``limit`` the whole ledger is returned.
+MAX_PAGE = 1_000
+#: roles that may assign a warning (a cadre hands a case on within her scope, too).
+ASSIGN_ROLES = ("cadre", "chair", "city_admin")
 Status = Literal["open", "acknowledged", "resolved"]
 WarningLevel = Literal["yellow", "orange", "red"]
 LedgerName = Literal["warnings", "households", "guardianship"]
@@ -50,17 +68,25 @@ LedgerName = Literal["warnings", "households", "guardianship"]
 IngestUser = Annotated[User, Depends(require(*INGEST_ROLES))]
 RowUser = Annotated[User, Depends(require(*ROW_ROLES))]
 KpiUser = Annotated[User, Depends(require(*KPI_ROLES))]
+AssignUser = Annotated[User, Depends(require(*ASSIGN_ROLES))]
 
 
 class Note(BaseModel):
     note: str | None = Field(default=None, max_length=20_000)
 
 
+class Assignment(BaseModel):
+    assignee: str = Field(min_length=1, max_length=200,
+                          description="An existing user whose scope covers the warning.")
+
+
 class SubscriptionIn(BaseModel):
     org_unit: str = Field(description="Alerts for this unit and everything under it.")
     min_level: WarningLevel = "yellow"
     rule_ids: list[str] | None = None
-    channel: Literal["webhook", "email"] = "webhook"
+    channel: Literal["webhook", "email", "kafka"] = Field(
+        default="webhook", description="kafka (Kafka runtime only): alerts are produced to "
+        "jiahe.alerts.<6-digit district> of each warning, key = warning_id.")
     url: str | None = Field(default=None, pattern=r"^https?://", max_length=2_000,
                             description="webhook: where to POST.")
     secret: str | None = Field(default=None, min_length=16, max_length=200,
@@ -75,6 +101,8 @@ class SubscriptionIn(BaseModel):
             raise ValueError("a webhook subscription needs url and secret")
         if self.channel == "email" and (self.address is None or self.url is not None):
             raise ValueError("an email subscription needs address (and no url)")
+        if self.channel == "kafka" and (self.url or self.secret or self.address):
+            raise ValueError("a kafka subscription takes no url, secret or address")
         return self
 
 
@@ -101,16 +129,38 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+_PUBLISHED: dict[int | str, dict[str, Any]] = {202: {
+    "description": "Kafka runtime: the event is published (event_id); the worker applies it "
+                   "and the inbox shows the change once its lifecycle record is mirrored."}}
 _INGEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": {"type": "array", "maxItems": MAX_EVENTS, "items": {"type": "object"}}}}}}
+    # Items are any JSON value: a non-event is answered "rejected" per item (and kept).
+    "schema": {"type": "array", "maxItems": MAX_EVENTS,
+               "items": {"description": "an event (DESIGN.md envelope)"}}}}}}
 
 
-def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
+#: Error answers any operation may give, documented so that clients (and schemathesis,
+#: tests/api/test_schemathesis.py) know them: ``{"detail": <text, or FastAPI's list>}``.
+_ERROR_BODY = {"application/json": {"schema": {
+    "type": "object", "required": ["detail"], "properties": {"detail": {}}}}}
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": _ERROR_BODY} for code, text in (
+        (400, "Malformed request body (kept as a dead letter)"),
+        (401, "No valid bearer token"),
+        (403, "The caller's role or org unit does not allow this"),
+        (404, "Not found, or outside the caller's org unit"),
+        (409, "Conflicts with the current state"),
+        (413, "Body or batch too large"),
+        (422, "Invalid parameters or body"),
+    )}
+
+
+def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: float = 1.0,
                poll_s: float = 0.5, tick_s: float | None = 30.0, smtp: str | None = None,
                repeat_red_minutes: float | None = None, group_wait_s: float | None = None,
-               group_interval_s: float | None = None) -> FastAPI:
+               group_interval_s: float | None = None, kafka: KafkaSettings | None = None,
+               pack: Path | None = None) -> FastAPI:
     services = Services(home, max_attempts=max_attempts, backoff_s=backoff_s, poll_s=poll_s,
-                        tick_s=tick_s)
+                        tick_s=tick_s, kafka=kafka, pack=pack)
     # routing and e-mail (api.routing, api.email_channel); $JIAHE_SMTP = HOST:PORT,
     # $JIAHE_REPEAT_RED_MINUTES (0: off), $JIAHE_GROUP_WAIT_S / $JIAHE_GROUP_INTERVAL_S
     # (grouping by (district, rule); off unless the interval is > 0) when not passed.
@@ -136,7 +186,8 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
             services.close()
 
     app = FastAPI(title="jiahe", version="0.1.0", lifespan=lifespan,
-                  summary="家和 — risk early warning: ingest, alerts, ledgers, KPIs")
+                  summary="家和 — risk early warning: ingest, alerts, ledgers, KPIs",
+                  responses=_ERROR_RESPONSES)
     app.state.services = services
 
     @app.middleware("http")
@@ -148,6 +199,11 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
         response: Response = await call_next(request)
         return response
 
+    async def _keep_bad_body(body: bytes, reason: str, user: User) -> None:
+        """Bad input is kept, never dropped: a body no event can be read from is one dead
+        letter (oversize bodies, 413, are not: keeping them would invite abuse)."""
+        await run_in_threadpool(services._write, [Rejected(reason, body)], user)
+
     @app.post("/v1/events", openapi_extra=_INGEST_BODY, tags=["ingest"])
     async def ingest(request: Request, user: IngestUser) -> dict[str, Any]:
         """Publish a batch; a result per event (accepted / duplicate / rejected + reason)."""
@@ -155,9 +211,18 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
         try:
             items = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            await _keep_bad_body(body, f"body is not valid JSON ({exc})", user)
             raise HTTPException(400, f"body is not valid JSON ({exc})") from exc
         if not isinstance(items, list):
+            await _keep_bad_body(body, "body must be a JSON array of events", user)
             raise HTTPException(400, "body must be a JSON array of events")
+        if _contains_float(items) and _has_unrepresentable_integer(body):
+            # orjson turned the integer into a float: refuse rather than change it (as decode)
+            where = _path_of_big_integer(json.loads(body)) or "body"
+            reason = (f"{where}: an integer outside the 64-bit range cannot be kept exactly "
+                      "(the whole batch is refused)")
+            await _keep_bad_body(body, reason, user)
+            raise HTTPException(422, reason)
         if len(items) > MAX_EVENTS:
             raise HTTPException(413, f"more than {MAX_EVENTS} events in one request")
         results = await run_in_threadpool(services.ingest, items, user)
@@ -170,7 +235,9 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
                district: str | None = None) -> dict[str, Any]:
         """The inbox: warnings in the caller's org unit, newest raise last."""
         code = district_filter(user, district)
-        rows = [r for r in services.ledger("warnings", user, None, code)
+        assignees = services.assignees()
+        rows = [r | {"assignee": assignees.get(r["warning_id"])}
+                for r in services.ledger("warnings", user, None, code)
                 if (status is None or r["status"] == status)
                 and (level is None or r["level"] == level)]
         services.users.audit(user, "alerts.list",
@@ -188,37 +255,94 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
-    def _act(user: User, warning_id: str, kind: str, note: str | None) -> dict[str, Any]:
+    def _act(user: User, warning_id: str, kind: str, note: str | None, response: Response,
+             assignee: str | None = None) -> dict[str, Any]:
         row = services.find_warning(user, warning_id)
         if row is None:
             raise HTTPException(404, "no such warning")
-        done = {"acknowledged": ("acknowledged", "resolved"), "resolved": ("resolved",)}[kind]
+        done = {"acknowledged": ("acknowledged", "resolved"), "resolved": ("resolved",),
+                "assigned": ("resolved",)}[kind]
         if row["status"] in done:
             raise HTTPException(409, f"warning already {row['status']}")
-        event_id = services.act(user, row, kind, note)
+        if row["household_id"] is None:  # a district surge (rules.surge): no household to name
+            raise HTTPException(409, "a district surge warning takes no commands: it "
+                                     "resolves itself at the first day close without a surge")
+        if assignee is not None:
+            _check_assignee(assignee, row)
+        event_id = services.act(user, row, kind, note, assignee)
         services.users.audit(user, f"alerts.{kind}", {"warning_id": warning_id}, 1)
+        if services.kafka is not None:  # the worker applies it; the mirror shows it later
+            response.status_code = 202
+            return {"event_id": event_id, "status": "published", "warning": row}
         after = services.find_warning(user, warning_id)
         return {"event_id": event_id, "warning": after}
 
-    @app.post("/v1/alerts/{warning_id}/acknowledge", tags=["alerts"])
-    def acknowledge(warning_id: str, user: RowUser, body: Note | None = None) -> dict[str, Any]:
-        """Appends a ``warning.acknowledged`` event (stops escalation); 404 outside scope."""
-        return _act(user, warning_id, "acknowledged", None)
+    def _check_assignee(name: str, row: dict[str, Any]) -> None:
+        assignee = services.users.get(name)
+        if assignee is None or assignee.role not in ASSIGN_ROLES:
+            raise HTTPException(422, "assignee: no such user who may act on warnings")
+        if not in_scope(assignee, row["org_unit"]):
+            raise HTTPException(422, "assignee: the warning lies outside the assignee's "
+                                     "org unit")
 
-    @app.post("/v1/alerts/{warning_id}/resolve", tags=["alerts"])
-    def resolve(warning_id: str, user: RowUser, body: Note | None = None) -> dict[str, Any]:
+    @app.post("/v1/alerts/{warning_id}/acknowledge", tags=["alerts"], responses=_PUBLISHED)
+    def acknowledge(warning_id: str, user: RowUser, response: Response,
+                    body: Note | None = None) -> dict[str, Any]:
+        """Appends a ``warning.acknowledged`` event (stops escalation); 404 outside scope.
+
+        200 with the updated warning on the embedded runtime; 202 on Kafka."""
+        return _act(user, warning_id, "acknowledged", None, response)
+
+    @app.post("/v1/alerts/{warning_id}/resolve", tags=["alerts"], responses=_PUBLISHED)
+    def resolve(warning_id: str, user: RowUser, response: Response,
+                body: Note | None = None) -> dict[str, Any]:
         """Appends a ``warning.resolved`` event with the note; 404 outside scope."""
-        return _act(user, warning_id, "resolved", body.note if body else None)
+        return _act(user, warning_id, "resolved", body.note if body else None, response)
+
+    @app.post("/v1/alerts/{warning_id}/assign", tags=["alerts"], responses=_PUBLISHED)
+    def assign(warning_id: str, body: Assignment, user: AssignUser,
+               response: Response) -> dict[str, Any]:
+        """Appends a ``warning.assigned`` event (escalation goes on); 404 outside scope,
+        422 unless the assignee is a user whose org unit covers the warning's."""
+        result = _act(user, warning_id, "assigned", None, response, body.assignee)
+        if user.role not in ROW_ROLES:  # a cadre learns the outcome, not the row
+            result.pop("warning", None)
+        return result
 
     @app.get("/v1/ledgers/{name}", tags=["ledgers"])
     def ledger(name: LedgerName, user: RowUser, as_of: str | None = None,
-               district: str | None = None) -> dict[str, Any]:
-        """A ledger as of an instant, limited to the caller's org unit."""
+               district: str | None = None,
+               limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+               offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """A ledger as of an instant, limited to the caller's org unit.
+
+        Paged with ``limit`` (at most 1000) and ``offset`` over the ledger's stable
+        order (warnings: raise instant, then id). The page is cut *after* scoping,
+        so offsets count only rows the caller may see. ``total`` is their number,
+        except on the fast path: a district or city reader asking for a page gets
+        it cut in the warehouse, and ``total`` is null there (``next_offset`` says
+        whether more rows follow) so that a first page never reads a whole ledger.
+        """
         code = district_filter(user, district)
+        if limit is not None:
+            fast = services.ledger_page(name, user, _as_of(as_of), code, limit + 1, offset)
+            if fast is not None:
+                page = fast[:limit]
+                services.users.audit(user, f"ledgers.{name}",
+                                     {"as_of": as_of, "district": code, "limit": limit,
+                                      "offset": offset}, len(page))
+                return {"count": len(page), "total": None, "offset": offset, "limit": limit,
+                        "next_offset": offset + limit if len(fast) > limit else None,
+                        "rows": page}
         rows = services.ledger(name, user, _as_of(as_of), code)
-        services.users.audit(user, f"ledgers.{name}", {"as_of": as_of, "district": code},
-                             len(rows))
-        return {"count": len(rows), "rows": rows}
+        total = len(rows)
+        page = rows[offset:] if limit is None else rows[offset:offset + limit]
+        services.users.audit(user, f"ledgers.{name}", {"as_of": as_of, "district": code,
+                                                       "limit": limit, "offset": offset},
+                             len(page))
+        after = offset + len(page)
+        return {"count": len(page), "total": total, "offset": offset, "limit": limit,
+                "next_offset": after if after < total else None, "rows": page}
 
     @app.get("/v1/kpis", tags=["analytics"])
     def kpis(user: KpiUser, as_of: str | None = None) -> dict[str, Any]:
@@ -231,8 +355,13 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
     def subscribe(sub: SubscriptionIn, user: RowUser) -> dict[str, Any]:
         """Webhook or e-mail for alerts in an org unit within the caller's scope."""
         org_unit_in_scope(user, sub.org_unit)
+        if sub.channel == "kafka" and services.kafka is None:
+            raise HTTPException(422, "channel: kafka needs the Kafka runtime "
+                                     "(jiahe api --bootstrap HOST:PORT)")
         url, secret = (MAILTO + (sub.address or ""), "") if sub.channel == "email" else (
             sub.url or "", sub.secret or "")
+        if sub.channel == "kafka" and services.kafka is not None:
+            url = KAFKA_URL + services.kafka.topic_prefix
         created = services.subscriptions.create(user.name, sub.org_unit, sub.min_level,
                                                 sub.rule_ids, url, secret, sub.channel)
         return created.public()
@@ -249,6 +378,28 @@ def create_app(home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
             raise HTTPException(404, "no such subscription")
         services.subscriptions.delete(sub_id)
         return Response(status_code=204)
+
+    def _own_subscription(sub_id: str, user: User) -> None:
+        sub = services.subscriptions.get(sub_id)
+        if sub is None or not in_scope(user, sub.org_unit):
+            raise HTTPException(404, "no such subscription")
+
+    @app.get("/v1/subscriptions/{sub_id}/dead-letters", tags=["subscriptions"])
+    def dead_letters(sub_id: str, user: RowUser) -> dict[str, Any]:
+        """Alerts this subscription could not deliver after every attempt, with the error."""
+        _own_subscription(sub_id, user)
+        letters = services.subscriptions.dead_letters(sub_id)
+        services.users.audit(user, "subscriptions.dead_letters", {"subscription": sub_id},
+                             len(letters))
+        return {"count": len(letters), "dead_letters": letters}
+
+    @app.post("/v1/subscriptions/{sub_id}/redeliver", tags=["subscriptions"])
+    def redeliver(sub_id: str, user: RowUser) -> dict[str, Any]:
+        """Queue the dead-lettered alerts again (e.g. once the receiver is fixed)."""
+        _own_subscription(sub_id, user)
+        requeued = services.subscriptions.redeliver(sub_id)
+        services.worker.wake()
+        return {"requeued": requeued}
 
     app.include_router(silence_router(services))
     app.include_router(workspace_router)  # the chairs' workspace page: /, /workspace/

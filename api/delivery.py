@@ -6,7 +6,9 @@ outbox rows (deduplicated on (subscription, warning_id, transition)), and
 only then does the checkpoint move: a crash in between re-enqueues nothing
 new, so delivery is at-least-once towards the outbox and exactly-once per key
 towards a receiver that answers 2xx. Failed POSTs are retried with
-exponential backoff and dead-lettered after ``max_attempts``.
+exponential backoff and dead-lettered after ``max_attempts``. The same rows
+feed the e-mail channel (``api.email_channel``) and, on the Kafka runtime, the
+district topics (``api.kafka_channel``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from api.email_channel import SmtpError, SmtpSender, address_of, render_group
+from api.kafka_channel import AlertTopics
 from api.routing import (
     SILENCED,
     Grouping,
@@ -39,9 +42,15 @@ from events.orgunits import district_of
 from streams.embedded import LOG_FILE
 from streams.sqlite_log import SqliteLog
 
+if TYPE_CHECKING:
+    from api.kafka_mode import KafkaSettings
+
 CHECKPOINT = "alerts.webhook"
 SIGNATURE_HEADER = "X-Jiahe-Signature"
 MAX_BACKOFF_S = 3600.0
+#: 14 attempts from 1 s, doubling: the last one comes ~2 h 16 min after the first, so a
+#: receiver that is down for an hour still gets every alert (a dead letter is the last resort).
+DEFAULT_MAX_ATTEMPTS = 14
 log = logging.getLogger(__name__)
 
 
@@ -60,9 +69,11 @@ def transition_of(record: dict[str, Any]) -> str:
 class DeliveryWorker:
     """Enqueue and dispatch in one thread; ``wake()`` after processing cuts latency."""
 
-    def __init__(self, home: Path, store: SubscriptionStore, max_attempts: int = 5,
+    def __init__(self, home: Path, store: SubscriptionStore,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS,
                  backoff_s: float = 1.0, poll_s: float = 0.5, timeout_s: float = 5.0,
-                 smtp: SmtpSender | None = None, repeat_red_s: float | None = None) -> None:
+                 smtp: SmtpSender | None = None, repeat_red_s: float | None = None,
+                 kafka: KafkaSettings | None = None) -> None:
         self.log = SqliteLog(home / LOG_FILE)
         self.store = store
         self.max_attempts = max_attempts
@@ -71,6 +82,8 @@ class DeliveryWorker:
         self.client = httpx.Client(timeout=timeout_s)
         #: e-mail channel (api.email_channel); None: e-mail deliveries fail and retry.
         self.smtp = smtp
+        #: kafka channel (api.kafka_channel); None on the embedded runtime.
+        self.alert_topics = AlertTopics(kafka) if kafka is not None else None
         #: api.routing: silences, and the repeat interval for unacknowledged red warnings.
         self.silences = SilenceStore.of(store)
         self.repeat_red_s = repeat_red_s
@@ -92,6 +105,8 @@ class DeliveryWorker:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.client.close()
+        if self.alert_topics is not None:
+            self.alert_topics.close()
         self.log.close()
 
     def wake(self) -> None:
@@ -205,6 +220,8 @@ class DeliveryWorker:
     def _attempt_group(self, key: tuple[str, str, str], members: list[PendingDelivery]) -> int:
         """One POST or one mail for a routing group's due rows; each row keeps its own fate."""
         first = members[0]
+        if first.channel == "kafka":  # a topic is a stream already: one message per alert
+            return sum(self._attempt(d) for d in members)
         keys = ",".join(d.key for d in members)
         error: str | None = None
         if first.channel == "email":
@@ -232,6 +249,8 @@ class DeliveryWorker:
     def _attempt(self, delivery: PendingDelivery) -> int:
         if delivery.channel == "email":
             return self._outcome(delivery, self._mail(delivery))
+        if delivery.channel == "kafka":
+            return self._outcome(delivery, self._produce(delivery))
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(delivery.secret, delivery.body),
@@ -245,6 +264,11 @@ class DeliveryWorker:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         return self._outcome(delivery, error)
+
+    def _produce(self, delivery: PendingDelivery) -> str | None:
+        if self.alert_topics is None:
+            return "no Kafka runtime (jiahe api --bootstrap HOST:PORT)"
+        return self.alert_topics.send(delivery.body, delivery.key)
 
     def _mail(self, delivery: PendingDelivery) -> str | None:
         if self.smtp is None:

@@ -6,28 +6,31 @@ and serialises every use of it. Ingest processes **inline**: the response is
 returned after the processor (wall clock) has raised warnings and projected
 them, so a client that gets ``accepted`` can read the warning immediately and
 the webhook loop is woken at once.
+
+With ``kafka`` settings (``jiahe api --bootstrap``) the same services run on the
+Kafka runtime instead (``api.kafka_mode``): writes go to ``jiahe.events`` through
+the publisher SDK, the worker processes them, and a mirror thread brings events
+and lifecycle records back into the home, so every read below is unchanged.
 """
 
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from api.delivery import DeliveryWorker
-from api.subscriptions import LEVELS, SubscriptionStore
+from api.delivery import DEFAULT_MAX_ATTEMPTS, DeliveryWorker
+from api.kafka_mode import KafkaMirror, KafkaSettings, KafkaWriter
+from api.subscriptions import SubscriptionStore
 from api.users import User, UserStore
 from events.codec import Decoded, Rejected, decode_object
-from events.instants import format_instant, now_micros, parse_instant, to_datetime
-from events.orgunits import is_within
-from projections import ledgers
-from projections.ledger_sql import _at_most
+from events.instants import format_instant, now_micros
+from events.orgunits import Level, district_of, is_within, level_of
+from projections import kpis, ledgers
 from streams.clock import WallClock
 from streams.embedded import EmbeddedRuntime
 
@@ -39,16 +42,8 @@ LEDGERS = {
     "guardianship": ledgers.guardianship_ledger,
 }
 OUTSIDE = "org_unit: outside your org unit"
-COMMANDS = "type: warning commands go through /v1/alerts/{warning_id}/acknowledge|resolve"
-
-
-def _weekly(rows: list[Row]) -> dict[str, dict[str, int]]:
-    """Warnings raised per ISO week (``2026-W47``) and district: the trend chart's data."""
-    out: dict[str, Counter[str]] = {}
-    for r in rows:
-        year, week, _ = to_datetime(parse_instant(r["raised_at"])).isocalendar()
-        out.setdefault(r["district"], Counter())[f"{year}-W{week:02d}"] += 1
-    return {district: dict(sorted(c.items())) for district, c in sorted(out.items())}
+COMMANDS = ("type: warning commands go through "
+            "/v1/alerts/{warning_id}/acknowledge|resolve|assign")
 
 
 class Services:
@@ -59,16 +54,22 @@ class Services:
     that events published by other writers (``jiahe publish``) are picked up.
     """
 
-    def __init__(self, home: Path, max_attempts: int = 5, backoff_s: float = 1.0,
-                 poll_s: float = 0.5, tick_s: float | None = 30.0) -> None:
+    def __init__(self, home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: float = 1.0,
+                 poll_s: float = 0.5, tick_s: float | None = 30.0,
+                 kafka: KafkaSettings | None = None, pack: Path | None = None) -> None:
         self.home = home
-        self.runtime = EmbeddedRuntime(home)
+        self.runtime = EmbeddedRuntime(home, pack=pack)
         self.lock = threading.Lock()
         self.users = UserStore.at_home(home)
         self.subscriptions = SubscriptionStore.at_home(home)
         self.worker = DeliveryWorker(home, self.subscriptions, max_attempts=max_attempts,
-                                     backoff_s=backoff_s, poll_s=poll_s)
+                                     backoff_s=backoff_s, poll_s=poll_s, kafka=kafka)
         self.tick_s = tick_s
+        #: the Kafka runtime (None: embedded): writer to jiahe.events, mirror of the topics.
+        self.kafka = kafka
+        self.writer = KafkaWriter(home, kafka) if kafka else None
+        self.mirror = (KafkaMirror(kafka, self.runtime, self.lock, self.worker.wake)
+                       if kafka else None)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="jiahe-clock", daemon=True)
 
@@ -76,13 +77,20 @@ class Services:
         with self.lock:
             self.runtime.warehouse  # noqa: B018 - open chdb now, not on the first request
         self.worker.start()
+        if self.mirror is not None:
+            self.mirror.start()
         if self.tick_s:
             self._ticker.start()
 
     def _tick(self) -> None:
+        """Embedded: run the processor. Kafka: resend what the outbox still holds."""
         assert self.tick_s
         while not self._stop.wait(self.tick_s):
             try:
+                if self.writer is not None:
+                    if self.writer.queued():
+                        self.writer.flush()
+                    continue
                 with self.lock:
                     self.runtime.process(WallClock())
                 self.worker.wake()
@@ -93,6 +101,10 @@ class Services:
         self._stop.set()
         if self._ticker.is_alive():
             self._ticker.join(timeout=30)
+        if self.mirror is not None:
+            self.mirror.stop()
+        if self.writer is not None:
+            self.writer.close()
         self.worker.stop()
         with self.lock:
             self.runtime.close()
@@ -114,11 +126,7 @@ class Services:
     def ingest(self, objs: list[Any], user: User) -> list[Row]:
         """A result per event, in order; out-of-scope events are rejected, never accepted."""
         items = [self._screen(obj, user) for obj in objs]
-        with self.lock:
-            _, statuses = self.runtime.log.publish_decoded(items, source=f"http:{user.name}")
-            if any(s == "accepted" for s in statuses):
-                self.runtime.process(WallClock())
-        self.worker.wake()
+        statuses = self._write(items, user)
         out = []
         for index, (item, status) in enumerate(zip(items, statuses, strict=True)):
             result: Row = {"index": index, "event_id": item.event_id,
@@ -128,11 +136,41 @@ class Services:
             out.append(result)
         return out
 
+    def _write(self, items: list[Decoded | Rejected], user: User) -> list[str]:
+        """The write port. Embedded: append and process inline. Kafka: publish only."""
+        if self.writer is not None:
+            return self.writer.write(items)
+        with self.lock:
+            _, statuses = self.runtime.log.publish_decoded(items, source=f"http:{user.name}")
+            if any(s == "accepted" for s in statuses):
+                self.runtime.process(WallClock())
+        self.worker.wake()
+        return statuses
+
     # -- reads --------------------------------------------------------------------
 
     def ledger(self, name: str, user: User, as_of: int | None, district: str | None) -> list[Row]:
         with self.lock:
             rows = LEDGERS[name](self.runtime.warehouse, as_of=as_of, district=district)
+        return [r for r in rows if is_within(r["org_unit"], user.org_unit)]
+
+    def ledger_page(self, name: str, user: User, as_of: int | None, district: str | None,
+                    limit: int, offset: int) -> list[Row] | None:
+        """Up to ``limit`` rows cut in the warehouse, or None when scope forbids it.
+
+        Only for readers whose unit is a district or the city: their scope is exactly
+        a district filter (or none), so the SQL page holds only rows they may see and
+        the warehouse's pre-aggregated page queries apply (projections.now). A street
+        or community reader gets None: her rows are a subset the SQL cannot cut yet.
+        """
+        level = level_of(user.org_unit)
+        if level not in (Level.DISTRICT, Level.CITY):
+            return None
+        if level is Level.DISTRICT:
+            district = district or district_of(user.org_unit)
+        with self.lock:
+            rows = LEDGERS[name](self.runtime.warehouse, as_of=as_of, district=district,
+                                 limit=limit, offset=offset)
         return [r for r in rows if is_within(r["org_unit"], user.org_unit)]
 
     def find_warning(self, user: User, warning_id: str) -> Row | None:
@@ -142,11 +180,15 @@ class Services:
                 return row
         return None
 
-    def act(self, user: User, row: Row, kind: str, note: str | None) -> str:
-        """Append a warning.acknowledged / warning.resolved event and process it."""
+    def act(self, user: User, row: Row, kind: str, note: str | None,
+            assignee: str | None = None) -> str:
+        """Append a warning.acknowledged / resolved / assigned event (processed inline when
+        embedded; on Kafka the worker applies it and the mirror brings the record back)."""
         data: Row = {"warning_id": row["warning_id"], "by": user.name}
         if kind == "resolved" and note:
             data["note"] = note
+        if kind == "assigned":
+            data["assignee"] = assignee
         event = {
             "event_id": str(uuid.uuid4()), "type": f"warning.{kind}", "schema_version": 1,
             "occurred_at": format_instant(now_micros()), "org_unit": row["org_unit"],
@@ -155,50 +197,24 @@ class Services:
         item = decode_object(event)
         if isinstance(item, Rejected):  # pragma: no cover - we built it ourselves
             raise ValueError(item.reason)
-        with self.lock:
-            self.runtime.log.publish_decoded([item], source=f"http:{user.name}")
-            self.runtime.process(WallClock())
-        self.worker.wake()
+        self._write([item], user)
         return item.event_id
+
+    def assignees(self) -> dict[str, str]:
+        """Each warning's current assignee: its latest ``warning.assigned`` lifecycle record."""
+        with self.lock:
+            rows = self.runtime.log.db.execute(
+                "SELECT body FROM lifecycle WHERE type = 'warning.assigned' ORDER BY seq"
+            ).fetchall()
+        out: dict[str, str] = {}
+        for (body,) in rows:
+            record = orjson.loads(body)
+            out[record["warning_id"]] = record["assignee"]
+        return out
 
     # -- KPIs ---------------------------------------------------------------------
 
     def kpis(self, user: User, as_of: int | None) -> Row:
-        """Counts only: no household id, no org unit below the caller's scope."""
-        rows = self.ledger("warnings", user, as_of, None)
-        by_level = {lv: Counter[str]() for lv in LEVELS}
-        for r in rows:
-            by_level[r["level"]][r["status"]] += 1
-        acks = [r["minutes_to_acknowledge"] for r in rows
-                if r["minutes_to_acknowledge"] is not None]
-        households = Counter(r["household_id"] for r in rows)
-        return {
-            "scope": user.org_unit,
-            "as_of": format_instant(as_of) if as_of is not None else None,
-            "warnings": len(rows),
-            "open_by_level": {lv: by_level[lv]["open"] for lv in LEVELS},
-            "unresolved_by_level": {
-                lv: by_level[lv]["open"] + by_level[lv]["acknowledged"] for lv in LEVELS
-            },
-            "escalated_to": dict(Counter(r["highest_handling_level"] for r in rows
-                                         if r["escalations"])),
-            "median_minutes_to_acknowledge": statistics.median(acks) if acks else None,
-            "repeat_households": sum(1 for n in households.values() if n > 1),
-            "weekly_raised_by_district": _weekly(rows),
-            **self._local_resolution(user, as_of),
-        }
-
-    def _local_resolution(self, user: User, as_of: int | None) -> Row:
-        where = "type = 'case.resolved'" + (
-            f" AND {_at_most('occurred_at', as_of)}" if as_of is not None else "")
+        """Counts only, computed in the warehouse (``projections.kpis``), scoped by org unit."""
         with self.lock:
-            result = self.runtime.warehouse.query(
-                f"SELECT org_unit, resolution FROM events FINAL WHERE {where}"
-            ).rows
-        counts = Counter(res for org, res in result if is_within(org, user.org_unit))
-        total = sum(counts.values())
-        return {
-            "cases_resolved": total,
-            "share_resolved_locally": round(counts["resolved_locally"] / total, 4)
-            if total else None,
-        }
+            return kpis.kpis(self.runtime.warehouse, user.org_unit, as_of)

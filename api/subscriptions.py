@@ -85,9 +85,15 @@ class Subscription:
             "rule_ids": list(self.rule_ids) if self.rule_ids is not None else None,
             "channel": self.channel,
             # e-mail (api.email_channel): the address is kept in ``url`` as mailto:ADDRESS
-            **({"address": self.url.removeprefix("mailto:")} if self.channel == "email"
-               else {"url": self.url}),
+            **self._target(),
         }
+
+    def _target(self) -> dict[str, str]:
+        if self.channel == "email":
+            return {"address": self.url.removeprefix("mailto:")}
+        if self.channel == "kafka":  # api.kafka_channel: the warning's district picks the topic
+            return {"topic": f"{self.url.removeprefix('kafka:')}jiahe.alerts.<district>"}
+        return {"url": self.url}
 
     def matches(self, warning: dict[str, Any]) -> bool:
         """Scope = the org unit and everything under it; level ≥ min; rule filter if any."""
@@ -236,6 +242,38 @@ class SubscriptionStore:
                 raise
             self.db.execute("COMMIT")
         return dead
+
+    def dead_letters(self, subscription_id: str) -> list[dict[str, Any]]:
+        """Deliveries that ran out of attempts, oldest first, with their last error."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT warning_id, transition, attempts, last_error, at FROM dead_letters "
+                "WHERE subscription_id = ? ORDER BY id", (subscription_id,),
+            ).fetchall()
+        return [{"warning_id": r[0], "transition": r[1], "attempts": r[2],
+                 "last_error": r[3], "at": r[4]} for r in rows]
+
+    def redeliver(self, subscription_id: str) -> int:
+        """Put a subscription's dead deliveries back in the queue with fresh attempts.
+
+        Each (warning, transition) is still one delivery row, so a redriven alert can
+        reach the receiver at most once more; returns how many were requeued.
+        """
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self.db.execute(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, "
+                    "next_attempt_us = ? WHERE subscription_id = ? AND status = 'dead'",
+                    (now_micros(), subscription_id),
+                )
+                self.db.execute("DELETE FROM dead_letters WHERE subscription_id = ?",
+                                (subscription_id,))
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        return cursor.rowcount
 
     def stats(self) -> dict[str, int]:
         with self._lock:

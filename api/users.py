@@ -103,6 +103,13 @@ class UserStore:
             ).fetchone()
         return User(*row) if row else None
 
+    def get(self, name: str) -> User | None:
+        """A user by name (e.g. the assignee of a warning), or None."""
+        with self._lock:
+            row = self.db.execute("SELECT name, role, org_unit FROM users WHERE name = ?",
+                                  (name,)).fetchone()
+        return User(*row) if row else None
+
     def audit(self, user: User, action: str, detail: dict[str, object], rows: int) -> None:
         """Who read what, when, under which scope (detail: the request's filters).
 

@@ -108,6 +108,18 @@ class WarningAcknowledgedData(TypedDict):
     by: NonEmpty
 
 
+class WarningAssignedData(TypedDict):
+    """Who (a staff user name) hands the warning to whom (a staff user name).
+
+    Neither is a victim's personal data, but neither is copied to analytics
+    either: the warehouse keeps only coded fields (``projections.warehouse.rows``).
+    """
+
+    warning_id: NonEmpty
+    by: NonEmpty
+    assignee: NonEmpty
+
+
 class WarningResolvedData(TypedDict):
     warning_id: NonEmpty
     by: NonEmpty
@@ -175,6 +187,13 @@ class WarningAcknowledged(Envelope):
     data: WarningAcknowledgedData
 
 
+class WarningAssigned(Envelope):
+    """A command like acknowledgement: names its warning and carries its household_id."""
+
+    type: Literal["warning.assigned"]
+    data: WarningAssignedData
+
+
 class WarningResolved(Envelope):
     type: Literal["warning.resolved"]
     data: WarningResolvedData
@@ -190,6 +209,7 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     GuardianshipRestored,
     CaseResolved,
     WarningAcknowledged,
+    WarningAssigned,
     WarningResolved,
 )
 
@@ -208,6 +228,7 @@ AnyEvent = Annotated[
     | GuardianshipRestored
     | CaseResolved
     | WarningAcknowledged
+    | WarningAssigned
     | WarningResolved,
     Field(discriminator="type"),
 ]

@@ -162,6 +162,8 @@ def decode_object(
     """Validate an already-parsed JSON value."""
     if raw is None:
         raw = orjson.dumps(obj, default=str)
+    if len(raw) > MAX_EVENT_BYTES:  # the same limit as a JSONL line, whatever the entry
+        return Rejected(f"event: larger than {MAX_EVENT_BYTES} bytes", raw)
     if not isinstance(obj, dict):
         return Rejected("event: must be a JSON object", raw)
     event_id, household_id = _identity(obj)

@@ -19,6 +19,15 @@ erasure marker: its sealed fields then read as ``[erased]`` everywhere, and a
 later event of that household has its personal fields dropped on append (the
 event itself is kept and processed, so warnings are still raised).
 
+Nonces are random by default (the embedded log). A ``Keyring(..., synthetic_nonce=True)``
+(the Kafka publisher) derives each nonce from the data key, the associated data and
+the plaintext (HMAC-SHA256 under a subkey, truncated to 96 bits, as in SIV
+constructions): the same event sealed twice gives the same bytes, so a consumer that
+dedupes by content (the engine: same ``event_id`` and fingerprint = duplicate) still
+recognises a re-send from another process. It leaks only that two ciphertexts of
+the *same* event and field are equal (the event_id is in the associated data), and
+two different plaintexts share a nonce with probability ~2^-96.
+
 Reading never raises for one bad field: ``open_event`` returns the event with
 the field read as ``[unreadable]`` plus a ``Problem`` naming the event and the
 field (tampered or corrupted ciphertext, a malformed envelope, an unknown key).
@@ -32,6 +41,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import hmac
 import os
 import secrets
 import stat
@@ -53,6 +63,8 @@ _KEY_BYTES = 32
 _NONCE_BYTES = 12
 _WRAP_CONTEXT = b"jiahe/household-key/v1"
 _FIELD_CONTEXT = b"jiahe/field/v1"
+_NONCE_CONTEXT = b"jiahe/synthetic-nonce/v1"
+_BLOB_CONTEXT = b"jiahe/blob/v1"
 
 
 class KeyringError(Exception):
@@ -103,6 +115,29 @@ def field_aad(event_id: str, field: str) -> bytes:
 
 def _wrap_aad(household_id: str, kid: str) -> bytes:
     return b"\0".join((_WRAP_CONTEXT, kid.encode(), household_id.encode()))
+
+
+def blob_aad(household_id: str, purpose: str) -> bytes:
+    """Associated data of a sealed whole input (a dead letter): bound to household and use."""
+    return b"\0".join((_BLOB_CONTEXT, purpose.encode(), household_id.encode()))
+
+
+@dataclass(frozen=True, slots=True)
+class _DataKey:
+    """One unwrapped household key: the AEAD, and the subkey that derives synthetic nonces."""
+
+    aead: AESGCM
+    nonce_key: bytes
+
+    @classmethod
+    def of(cls, key: bytes) -> _DataKey:
+        return cls(AESGCM(key), hmac.new(key, _NONCE_CONTEXT, hashlib.sha256).digest())
+
+    def nonce(self, aad: bytes, plaintext: bytes) -> bytes:
+        mac = hmac.new(self.nonce_key, aad, hashlib.sha256)
+        mac.update(b"\0")
+        mac.update(plaintext)
+        return mac.digest()[:_NONCE_BYTES]
 
 
 def is_envelope(value: Any) -> bool:
@@ -166,13 +201,16 @@ class Keyring:
     #: Unwrapped keys kept per process; the cache is dropped whole when it reaches this size.
     CACHE_LIMIT = 100_000
 
-    def __init__(self, store: KeyStore, master_key_path: Path) -> None:
+    def __init__(
+        self, store: KeyStore, master_key_path: Path, *, synthetic_nonce: bool = False
+    ) -> None:
         self.store = store
         self.master_key_path = master_key_path
+        self.synthetic_nonce = synthetic_nonce
         self._master: AESGCM | None = None
         self._master_id = ""
-        self._by_household: dict[str, tuple[str, AESGCM]] = {}
-        self._by_kid: dict[str, tuple[str, AESGCM]] = {}
+        self._by_household: dict[str, tuple[str, _DataKey]] = {}
+        self._by_kid: dict[str, tuple[str, _DataKey]] = {}
         self._missing: set[str] = set()  # kids with no key (erased or never existed)
         self._pending: list[tuple[str, str]] = []  # (household_id, kid) created, not committed
         self._generation = -1
@@ -185,7 +223,7 @@ class Keyring:
             self._master, self._master_id = AESGCM(master), master_id_of(master)
         return self._master
 
-    def _unwrap(self, stored: StoredKey) -> AESGCM:
+    def _unwrap(self, stored: StoredKey) -> _DataKey:
         master = self._master_aead()
         if stored.master_id != self._master_id:
             raise KeyringError(
@@ -197,7 +235,7 @@ class Keyring:
             key = master.decrypt(nonce, body, _wrap_aad(stored.household_id, stored.kid))
         except InvalidTag as exc:
             raise KeyringError(f"wrapped key {stored.kid} failed authentication") from exc
-        return AESGCM(key)
+        return _DataKey.of(key)
 
     def refresh(self) -> None:
         """Drop cached keys if any household was erased since (possibly by another process)."""
@@ -211,11 +249,11 @@ class Keyring:
         self._by_kid.clear()
         self._missing.clear()
 
-    def _cache(self, household_id: str, kid: str, aead: AESGCM) -> None:
+    def _cache(self, household_id: str, kid: str, key: _DataKey) -> None:
         if len(self._by_kid) >= self.CACHE_LIMIT:
             self._clear()
-        self._by_household[household_id] = (kid, aead)
-        self._by_kid[kid] = (household_id, aead)
+        self._by_household[household_id] = (kid, key)
+        self._by_kid[kid] = (household_id, key)
 
     def forget(self, household_id: str) -> None:
         """Drop one household's key from the cache (after erasing it)."""
@@ -224,7 +262,7 @@ class Keyring:
             self._by_kid.pop(entry[0], None)
             self._missing.add(entry[0])
 
-    def _key_for_sealing(self, household_id: str) -> tuple[str, AESGCM] | None:
+    def _key_for_sealing(self, household_id: str) -> tuple[str, _DataKey] | None:
         """The household's key, created if it has none; None if the household was erased."""
         cached = self._by_household.get(household_id)
         if cached is not None:
@@ -241,8 +279,14 @@ class Keyring:
             nonce = secrets.token_bytes(_NONCE_BYTES)
             wrapped = nonce + master.encrypt(nonce, data_key, _wrap_aad(household_id, kid))
             self.store.store_key(StoredKey(household_id, kid, wrapped, self._master_id))
-            self._pending.append((household_id, kid))
-            entry = (kid, AESGCM(data_key))
+            # A standalone store shared by processes keeps the first key stored for a
+            # household (a concurrent creator lost the race): seal under that one.
+            winner = self.store.key_of_household(household_id)
+            if winner is not None and winner.kid != kid:
+                entry = (winner.kid, self._unwrap(winner))
+            else:
+                self._pending.append((household_id, kid))
+                entry = (kid, _DataKey.of(data_key))
         self._cache(household_id, *entry)
         return entry
 
@@ -275,13 +319,58 @@ class Keyring:
             if key is None:
                 sealed[name] = ERASED
                 continue
-            nonce = secrets.token_bytes(_NONCE_BYTES)
-            ct = key[1].encrypt(nonce, sealed[name].encode("utf-8"), field_aad(event_id, name))
+            plaintext, aad = sealed[name].encode("utf-8"), field_aad(event_id, name)
+            nonce = self._nonce(key[1], aad, plaintext)
+            ct = key[1].aead.encrypt(nonce, plaintext, aad)
             sealed[name] = {"enc": ALGORITHM, "kid": key[0], "nonce": _b64(nonce), "ct": _b64(ct)}
         out["data"] = sealed
         return out
 
-    def _key_for_opening(self, kid: str) -> tuple[str, AESGCM] | None:
+    def _nonce(self, key: _DataKey, aad: bytes, plaintext: bytes) -> bytes:
+        if self.synthetic_nonce:
+            return key.nonce(aad, plaintext)
+        return secrets.token_bytes(_NONCE_BYTES)
+
+    def seal_blob(self, household_id: str, data: bytes, purpose: str) -> dict[str, Any] | None:
+        """A whole input (e.g. a dead letter's bytes) sealed under the household's key.
+
+        None when the household is erased (the caller keeps ``[erased]`` instead).
+        The envelope names the household so that a reader knows which key to ask for.
+        """
+        key = self._key_for_sealing(household_id)
+        if key is None:
+            return None
+        aad = blob_aad(household_id, purpose)
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return {"enc": ALGORITHM, "kid": key[0], "nonce": _b64(nonce),
+                "ct": _b64(key[1].aead.encrypt(nonce, data, aad)),
+                "household_id": household_id, "purpose": purpose}
+
+    def open_blob(self, envelope: Mapping[str, Any]) -> bytes | None:
+        """The bytes sealed by :meth:`seal_blob`; None if the household was erased.
+
+        Raises ``KeyringError`` for a tampered or foreign envelope (it is not erasure).
+        """
+        household_id, purpose = envelope.get("household_id"), envelope.get("purpose")
+        kid = envelope.get("kid")
+        if not (isinstance(household_id, str) and isinstance(purpose, str)
+                and isinstance(kid, str)):
+            raise KeyringError("malformed sealed envelope")
+        key = self._key_for_opening(kid)
+        if key is None:
+            if self.store.is_erased(household_id):
+                return None
+            raise KeyringError(f"unknown key id {kid!r} (tampered envelope or lost key)")
+        if key[0] != household_id:
+            raise KeyringError("sealed with another household's key (tampered envelope)")
+        try:
+            nonce = base64.b64decode(envelope["nonce"], validate=True)
+            ct = base64.b64decode(envelope["ct"], validate=True)
+            return key[1].aead.decrypt(nonce, ct, blob_aad(household_id, purpose))
+        except (KeyError, TypeError, ValueError, binascii.Error, InvalidTag) as exc:
+            raise KeyringError("sealed envelope failed authentication") from exc
+
+    def _key_for_opening(self, kid: str) -> tuple[str, _DataKey] | None:
         cached = self._by_kid.get(kid)
         if cached is not None or kid in self._missing:
             return cached
@@ -334,6 +423,7 @@ class Keyring:
         if key[0] != household_id:
             return UNREADABLE, "sealed with another household's key (tampered envelope)"
         try:
-            return key[1].decrypt(nonce, ct, field_aad(event_id, name)).decode("utf-8"), None
+            plain = key[1].aead.decrypt(nonce, ct, field_aad(event_id, name))
+            return plain.decode("utf-8"), None
         except (InvalidTag, ValueError):
             return UNREADABLE, "ciphertext failed authentication (tampered or corrupted)"

@@ -30,6 +30,14 @@ Delivery guarantees, and why they hold:
   identical event as a duplicate), so at-least-once here is exactly-once downstream.
   Kafka's idempotence only dedupes retries *within* one producer session; it cannot
   cover a restart, which is why the outbox's re-sends are byte-identical.
+* **Personal fields never leave in clear** when a ``keyring`` is given (the Kafka-mode
+  key store, ``events.keystore.kafka_keyring``): each accepted event's personal fields
+  are sealed *before* it enters the outbox, so neither the outbox file nor any topic
+  holds them in clear. Sealing is deterministic (synthetic nonces), so a re-publish of
+  the same event is byte-identical and stays a duplicate downstream. A dead letter
+  whose input names a household is sealed whole under that household's key (an
+  erasure then shreds it too); one that names none (not JSON, no household_id) cannot
+  be tied to anyone's erasure and is kept as received.
 * **No infinite hangs.** Connecting, metadata and every wait for acknowledgements are
   bounded by ``connect_timeout`` / ``timeout``; on expiry the producer is torn down and
   the events stay queued.
@@ -44,7 +52,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -53,8 +61,9 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError, KafkaTimeoutError
 
-from events.codec import Decoded, Rejected, decode
-from events.outbox import DeadLetter, Outbox, OutboxRecord
+from events.codec import Decoded, Rejected, decode, fingerprint_of
+from events.crypto import ERASED, Keyring
+from events.outbox import DeadLetter, EnqueueOutcome, Outbox, OutboxRecord
 from streams.kafka_admin import DLQ_TOPIC, EVENTS_TOPIC
 
 __all__ = [
@@ -82,8 +91,15 @@ _Rec = TypeVar("_Rec", OutboxRecord, DeadLetter)
 
 
 def _default_compression() -> str:
-    """lz4 is the cheapest codec kafka-python supports; gzip (stdlib) if lz4 is missing."""
-    return "lz4" if importlib.util.find_spec("lz4") is not None else "gzip"
+    """lz4 (the cheapest codec) only when both ends can handle it, else gzip (stdlib).
+
+    kafka-python compresses lz4 with the ``lz4`` package, but the worker's consumer
+    (aiokafka 0.14) decompresses it with ``cramjam``: without cramjam the worker crashes
+    on the first lz4 batch (UnsupportedCodecError), found by tests/privacy/
+    test_kafka_sealed.py. gzip is readable by every client.
+    """
+    both = all(importlib.util.find_spec(m) is not None for m in ("lz4", "cramjam"))
+    return "lz4" if both else "gzip"
 
 
 # --------------------------------------------------------------------------- errors
@@ -194,6 +210,25 @@ def _decode_item(item: Item) -> Decoded | Rejected:
                     repr(item)[:1024].encode())
 
 
+#: Longest household_id a dead letter is sealed under (longer ones are not ids at all).
+_MAX_HOUSEHOLD_ID = 200
+
+
+def _sealed_letter(keyring: Keyring, rejected: Rejected) -> Rejected:
+    """The dead letter with its input sealed under the household's key, if it names one.
+
+    The value on the DLQ topic is then JSON ``{"enc": "aesgcm", "kid", "nonce", "ct",
+    "household_id", "purpose": "dead_letter"}``: readable with the key store
+    (``Keyring.open_blob``) until the household is erased, ``[erased]`` after.
+    """
+    household_id = rejected.household_id
+    if not household_id or len(household_id) > _MAX_HOUSEHOLD_ID:
+        return rejected
+    envelope = keyring.seal_blob(household_id, bytes(rejected.raw), "dead_letter")
+    raw = ERASED.encode() if envelope is None else orjson.dumps(envelope)
+    return replace(rejected, raw=raw)
+
+
 def _chunks(items: Iterable[tuple[int, Item]], size: int) -> Iterator[list[tuple[int, Item]]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -224,6 +259,7 @@ class Publisher:
         batch_size: int = 512 * 1024,
         compression_type: str | None = None,
         chunk_size: int = DEFAULT_CHUNK,
+        keyring: Keyring | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
@@ -234,6 +270,8 @@ class Publisher:
         self.connect_timeout = connect_timeout
         self.chunk_size = chunk_size
         self.outbox = Outbox(outbox_path)
+        self.keyring = keyring
+        self._seal_lock = threading.Lock()  # a Keyring is not thread-safe
         self._config: dict[str, Any] = {
             "bootstrap_servers": bootstrap,
             "client_id": client_id,
@@ -342,6 +380,8 @@ class Publisher:
                 refused.append((index, checked))
             else:
                 valid.append((index, checked))
+        if self.keyring is not None:
+            valid, refused = self._seal(self.keyring, valid, refused)
         outcomes = self.outbox.enqueue(
             [d for _, d in valid], rejected=[r for _, r in refused]
         )
@@ -358,6 +398,51 @@ class Publisher:
         rejections.sort(key=lambda r: r.index)
         result.rejected += len(rejections)
         result.rejections.extend(rejections)
+
+    def enqueue_checked(
+        self, items: Sequence[Decoded | Rejected]
+    ) -> list[EnqueueOutcome | Rejected]:
+        """Keep input that the caller decoded (and screened) itself, e.g. the API.
+
+        Sealed as :meth:`publish` seals, committed in one transaction; returns, in input
+        order, the outbox's outcome for each event and the Rejected itself for refused
+        input (kept as a dead letter). Nothing is sent: call :meth:`flush`.
+        """
+        numbered = list(enumerate(items))
+        valid = [(i, x) for i, x in numbered if isinstance(x, Decoded)]
+        refused = [(i, x) for i, x in numbered if isinstance(x, Rejected)]
+        if self.keyring is not None:
+            valid, refused = self._seal(self.keyring, valid, refused)
+        outcomes = self.outbox.enqueue([d for _, d in valid], rejected=[r for _, r in refused])
+        outcome_of = {index: o for (index, _), o in zip(valid, outcomes, strict=True)}
+        return [item if isinstance(item, Rejected) else outcome_of[index]
+                for index, item in numbered]
+
+    def _seal(
+        self, keyring: Keyring, valid: list[tuple[int, Decoded]],
+        refused: list[tuple[int, Rejected]],
+    ) -> tuple[list[tuple[int, Decoded]], list[tuple[int, Rejected]]]:
+        """Seal personal fields of events and whole dead letters that name a household.
+
+        The outbox stores the sealed payload and its fingerprint (of the sealed form,
+        deterministic), so nothing derived from the clear text is kept on disk.
+        """
+        with self._seal_lock:
+            try:
+                keyring.refresh()  # another process may have erased a household meanwhile
+                sealed_events = []
+                for index, decoded in valid:
+                    raw = keyring.seal_event(decoded.raw)
+                    if raw is not decoded.raw and raw != decoded.raw:
+                        decoded = replace(decoded, raw=raw, fingerprint=fingerprint_of(raw),
+                                          source=None)
+                    sealed_events.append((index, decoded))
+                sealed_letters = [(i, _sealed_letter(keyring, r)) for i, r in refused]
+            except BaseException:
+                keyring.rollback()
+                raise
+            keyring.commit()  # new keys durable before the outbox keeps what they sealed
+        return sealed_events, sealed_letters
 
     # ------------------------------------------------------------------ flush
 
@@ -565,6 +650,7 @@ def publish_file(
     dlq_topic: str = DLQ_TOPIC,
     timeout: float = 30.0,
     connect_timeout: float = 10.0,
+    keyring: Keyring | None = None,
 ) -> PublishResult:
     """Publish a JSONL file for ``jiahe publish FILE --bootstrap B``; prints nothing.
 
@@ -575,7 +661,7 @@ def publish_file(
     """
     started = time.perf_counter()
     with Publisher(bootstrap, outbox_path, topic, dlq_topic,
-                   connect_timeout=connect_timeout) as publisher:
+                   connect_timeout=connect_timeout, keyring=keyring) as publisher:
         result = publisher._publish(_file_lines(Path(path)), True, timeout, progress)
     log.info("published %s in %.2fs: %s", path, time.perf_counter() - started, result)
     return result

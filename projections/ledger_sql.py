@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from events.instants import MICROS_PER_DAY
 from projections import ledger_common as lc
-from projections.schema import DIRECTORY, EVENTS, LIFECYCLE
+from projections.pseudonym import ERASED_PREFIX
+from projections.schema import BOUNDS, DIRECTORY, EVENTS, LIFECYCLE
 from projections.warehouse.rows import sql_string
 
 _HANDLING = "['community', 'street', 'district', 'city']"
@@ -29,10 +30,11 @@ def _at_most(column: str, as_of: int) -> str:
 
 
 def data_bounds() -> str:
-    """Largest occurred_at and at in the data (the default 'now'); NULL when empty."""
+    """Largest occurred_at and at in the data (the default 'now'); NULL when empty.
+    Read from the ``data_bounds`` pre-aggregate: a few rows, not a 10M-row scan."""
     return (
-        f"SELECT (SELECT maxOrNull(toUnixTimestamp64Micro(occurred_at)) FROM {EVENTS}) AS ev, "
-        f"(SELECT maxOrNull(toUnixTimestamp64Micro(at)) FROM {LIFECYCLE}) AS lc"
+        f"SELECT maxOrNullIf(max_us, source = {_s(EVENTS)}) AS ev, "
+        f"maxOrNullIf(max_us, source = {_s(LIFECYCLE)}) AS lc FROM {BOUNDS}"
     )
 
 
@@ -69,8 +71,12 @@ def _events(
 # (Rows re-sent before a merge only repeat a key: the key sets need no FINAL.)
 
 
-def _in_district(district: str) -> str:
-    return f"substring(org_unit, 1, 6) = {_s(district[:6])}"
+def _district_prefix(district: str | None) -> str | None:
+    return None if district is None else district[:6]
+
+
+def _in_prefix(prefix: str) -> str:
+    return f"startsWith(org_unit, {_s(prefix)})"
 
 
 def _event_keys(as_of: int, district: str | None) -> str | None:
@@ -78,39 +84,44 @@ def _event_keys(as_of: int, district: str | None) -> str | None:
     if district is None:
         return None
     return (
-        f"(SELECT household_key FROM {EVENTS} WHERE {_in_district(district)} "
+        f"(SELECT household_key FROM {EVENTS} WHERE {_in_prefix(district[:6])} "
         f"AND {_at_most('occurred_at', as_of)})"
     )
 
 
-def _raised_in_district(as_of: int, district: str | None, column: str) -> str | None:
-    """``column`` (warning_id / household_key) of warnings raised ≤ as_of in the district."""
-    if district is None:
+def _raised_within(as_of: int, prefix: str | None, column: str) -> str | None:
+    """``column`` (warning_id / household_key) of warnings raised ≤ as_of under ``prefix``."""
+    if prefix is None:
         return None
     return (
         f"(SELECT {column} FROM {LIFECYCLE} WHERE type = {_s(lc.RAISED)} "
-        f"AND {_in_district(district)} AND {_at_most('at', as_of)})"
+        f"AND {_in_prefix(prefix)} AND {_at_most('at', as_of)})"
     )
 
 
+def _prefix_filter(column: str, prefix: str | None) -> str:
+    return "" if prefix is None else f" AND startsWith({column}, {_s(prefix)})"
+
+
 def _district_filter(column: str, district: str | None) -> str:
-    return "" if district is None else f" AND substring({column}, 1, 6) = {_s(district[:6])}"
+    return _prefix_filter(column, _district_prefix(district))
 
 
-def warnings(as_of: int, district: str | None) -> str:
-    """One row per warning raised ≤ as_of, with its transitions ≤ as_of."""
+def _shown_id(directory: str, key: str) -> str:
+    """The household_id a ledger shows (the erased label without a directory row): the
+    ledgers' sort key, so that SQL can page in the same order Python sorts."""
+    erased = f"concat({_s(ERASED_PREFIX)}, {key})"
+    return f"if({directory}.present = 1, {directory}.household_id, {erased})"
+
+
+def warning_facts(as_of: int, prefix: str | None) -> str:
+    """Per warning raised ≤ as_of whose org unit starts with ``prefix`` (None: all):
+    its raise's attributes and its transitions ≤ as_of. Shared by the warning
+    ledger and the KPIs (``projections.kpis``), so both read the same semantics."""
     raised, esc = _s(lc.RAISED), _s(lc.ESCALATED)
-    ids = _raised_in_district(as_of, district, "warning_id")
+    ids = _raised_within(as_of, prefix, "warning_id")
     scope = f" AND warning_id IN {ids}" if ids else ""
-    keys = _raised_in_district(as_of, district, "household_key")
-    return f"""
-SELECT w.warning_id AS warning_id, w.w_rule AS rule_id, w.w_level AS level,
-       w.w_key AS household_key, d.household_id AS household_id, d.present AS present,
-       w.w_org AS org_unit, w.raised_us AS raised_us, w.ack_us AS ack_us,
-       w.resolved_us AS resolved_us, w.escalations AS escalations,
-       w.w_handling AS handling_level, w.w_handling_org AS handling_org_unit,
-       w.w_highest AS highest_handling_level
-FROM (
+    return f"""(
   SELECT warning_id,
     anyIf(rule_id, type = {raised}) AS w_rule,
     anyIf(level, type = {raised}) AS w_level,
@@ -131,10 +142,51 @@ FROM (
       AS w_highest
   FROM {_lifecycle(as_of, scope)}
   GROUP BY warning_id
-  HAVING countIf(type = {raised}) > 0{_district_filter("w_org", district)}
-) AS w
+  HAVING countIf(type = {raised}) > 0{_prefix_filter("w_org", prefix)}
+)"""
+
+
+def warnings(
+    as_of: int,
+    district: str | None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    facts: str | None = None,
+) -> str:
+    """One row per warning raised ≤ as_of, with its transitions ≤ as_of, in ledger
+    order (raise instant, id); ``limit``/``offset`` page it before the directory join.
+
+    ``facts``: a cheaper source of the same per-warning columns as ``warning_facts``
+    (the pre-aggregate, ``projections.now``), whose page also names the directory
+    rows to read (cheap to compute twice, unlike the raw aggregate)."""
+    prefix = _district_prefix(district)
+    order = "raised_us, warning_id"
+    keys = _raised_within(as_of, prefix, "household_key")
+    if facts is None:
+        facts = warning_facts(as_of, prefix)
+    else:
+        keys = f"(SELECT w_key FROM {facts} ORDER BY {order}{page(limit, offset)})"
+    return f"""
+SELECT w.warning_id AS warning_id, w.w_rule AS rule_id, w.w_level AS level,
+       w.w_key AS household_key, d.household_id AS household_id, d.present AS present,
+       w.w_org AS org_unit, w.raised_us AS raised_us, w.ack_us AS ack_us,
+       w.resolved_us AS resolved_us, w.escalations AS escalations,
+       w.w_handling AS handling_level, w.w_handling_org AS handling_org_unit,
+       w.w_highest AS highest_handling_level
+FROM (SELECT * FROM {facts} ORDER BY {order}{page(limit, offset)}) AS w
 LEFT JOIN {_directory(keys)} AS d ON w.w_key = d.household_key
+ORDER BY {order}
 {_SETTINGS}"""
+
+
+def page(limit: int | None, offset: int) -> str:
+    """`` LIMIT …`` for a page of an ordered result ('' for everything)."""
+    if limit is None and offset == 0:
+        return ""
+    if (limit is not None and limit < 0) or offset < 0:
+        raise ValueError("limit and offset must not be negative")
+    return f" LIMIT {int(offset)}, {(1 << 63) - 1 if limit is None else int(limit)}"
 
 
 def _open_warnings(as_of: int, keys: str | None = None) -> str:
@@ -154,22 +206,16 @@ def _open_warnings(as_of: int, keys: str | None = None) -> str:
 )"""
 
 
-def households(as_of: int, district: str | None) -> str:
-    """One row per household with an event ≤ as_of (windows end at as_of)."""
+def household_facts(as_of: int, district: str | None) -> str:
+    """Per household with an event ≤ as_of whose latest org unit is in ``district``:
+    the household ledger's columns that come from events."""
     windows = ",\n    ".join(
         f"countIf(type = {_s(lc.PETITION)} AND us >= {as_of - days * MICROS_PER_DAY}) "
         f"AS petitions_{days}d"
         for days in lc.PETITION_WINDOWS_DAYS
     )
     keys = _event_keys(as_of, district)
-    return f"""
-SELECT h.household_key AS household_key, d.household_id AS household_id,
-       d.present AS present, h.h_org AS org_unit, h.h_indicators AS indicators,
-       h.last_visit_us AS last_visit_us, h.last_followup_us AS last_followup_us,
-       {", ".join(f"h.petitions_{n}d AS petitions_{n}d" for n in lc.PETITION_WINDOWS_DAYS)},
-       h.first_seen_us AS first_seen_us,
-       o.open_warnings AS open_warnings, o.severity AS severity
-FROM (
+    return f"""(
   SELECT household_key,
     argMax(org_unit, (us, off)) AS h_org,
     arraySort(groupUniqArrayArray(indicators)) AS h_indicators,
@@ -180,14 +226,46 @@ FROM (
   FROM {_events(as_of, keys=keys)}
   GROUP BY household_key
   HAVING 1{_district_filter("h_org", district)}
-) AS h
-LEFT JOIN {_open_warnings(as_of, keys)} AS o ON h.household_key = o.household_key
+)"""
+
+
+def households(
+    as_of: int,
+    district: str | None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    now_sources: tuple[str, str, str | None] | None = None,
+) -> str:
+    """One row per household with an event ≤ as_of (windows end at as_of), ordered
+    by the household_id shown; ``limit``/``offset`` page it.
+
+    ``now_sources``: (household facts, open warnings, directory keys) from the
+    pre-aggregates (``projections.now``), same columns as the raw subqueries."""
+    keys = _event_keys(as_of, district)
+    if now_sources is None:
+        facts, open_warnings = household_facts(as_of, district), _open_warnings(as_of, keys)
+    else:
+        facts, open_warnings, keys = now_sources
+    return f"""
+SELECT h.household_key AS household_key, d.household_id AS household_id,
+       d.present AS present, h.h_org AS org_unit, h.h_indicators AS indicators,
+       h.last_visit_us AS last_visit_us, h.last_followup_us AS last_followup_us,
+       {", ".join(f"h.petitions_{n}d AS petitions_{n}d" for n in lc.PETITION_WINDOWS_DAYS)},
+       h.first_seen_us AS first_seen_us,
+       o.open_warnings AS open_warnings, o.severity AS severity
+FROM {facts} AS h
+LEFT JOIN {open_warnings} AS o ON h.household_key = o.household_key
 LEFT JOIN {_directory(keys)} AS d ON h.household_key = d.household_key
+ORDER BY {_shown_id("d", "h.household_key")}{page(limit, offset)}
 {_SETTINGS}"""
 
 
-def guardianship(as_of: int, district: str | None) -> str:
-    """One row per (household, child) with a gap ≤ as_of; overdue judged at as_of."""
+def guardianship(
+    as_of: int, district: str | None, *, limit: int | None = None, offset: int = 0
+) -> str:
+    """One row per (household, child) with a gap ≤ as_of; overdue judged at as_of.
+    Ordered by (household_id shown, child); ``limit``/``offset`` page it."""
     gap, restored, followup = _s(lc.GAP), _s(lc.RESTORED), _s(lc.FOLLOWUP)
     due = lc.GUARDIANSHIP_FOLLOWUP_MICROS
     # Not district-scoped: the care rows are few already (three types), and scoping
@@ -221,4 +299,5 @@ LEFT JOIN (
   GROUP BY household_key
 ) AS c ON g.household_key = c.household_key
 LEFT JOIN {_directory()} AS d ON g.household_key = d.household_key
+ORDER BY {_shown_id("d", "g.household_key")}, g.child{page(limit, offset)}
 {_SETTINGS}"""

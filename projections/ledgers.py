@@ -4,6 +4,10 @@
 records by at ≤ as_of; ``None`` means no filter, and the "now" of windows is
 then the largest occurred_at / at in the warehouse. ``reference.py`` is the
 executable specification these functions are tested against.
+
+Paging: ``limit``/``offset`` (keyword-only; default all rows) select a slice of
+the ledger in its documented order — the SQL sorts and cuts before rows reach
+Python, so a dashboard's page costs a page of conversion, not the district's.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from typing import Any
 
 from events.orgunits import district_of
 from projections import ledger_common as lc
-from projections import ledger_sql
+from projections import ledger_sql, now_guardianship
+from projections import now as now_path
 from projections.pseudonym import erased_label
 from projections.warehouse.base import Warehouse
 
@@ -21,13 +26,17 @@ Row = dict[str, Any]
 
 def resolve_now(warehouse: Warehouse, as_of: int | None) -> int | None:
     """``as_of`` itself, or the latest instant in the data (None when empty)."""
-    if as_of is not None:
-        return as_of
-    bounds = [v for v in warehouse.query(ledger_sql.data_bounds()).rows[0] if v is not None]
-    return max(bounds) if bounds else None
+    return as_of if as_of is not None else now_path.latest_instant(warehouse)
 
 
-def _household_id(row: Row) -> str:
+def _household_id(row: Row) -> str | None:
+    """The id from the directory; ``erased:<key>`` once erased; None for a district surge.
+
+    A surge warning (``rules.surge``) belongs to a district, not a household: its
+    lifecycle rows carry the empty key and no directory row.
+    """
+    if row["household_key"] == "":
+        return None
     present: bool = bool(row["present"])
     return str(row["household_id"]) if present else erased_label(row["household_key"])
 
@@ -37,14 +46,29 @@ def _fetch(warehouse: Warehouse, sql: str) -> list[Row]:
 
 
 def warning_ledger(
-    warehouse: Warehouse, as_of: int | None = None, district: str | None = None
+    warehouse: Warehouse,
+    as_of: int | None = None,
+    district: str | None = None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Row]:
     """预警信息台账: one row per warning raised ≤ as_of."""
-    now = resolve_now(warehouse, as_of)
+    code = lc.district_code(district)
+    now, orphans = now_path.resolve(warehouse, as_of)
     if now is None:
         return []
     rows = []
-    for r in _fetch(warehouse, ledger_sql.warnings(now, lc.district_code(district))):
+    facts = None
+    if orphans is not None:
+        prefix = None if code is None else code[:6]
+        if orphans:  # the slower, exact merge; paged below like the raw path
+            facts = now_path.warning_facts(prefix, orphans)
+        else:  # the facts hold just the page already
+            facts = now_path.warning_facts(prefix, orphans, ledger_sql.page(limit, offset))
+            limit, offset = None, 0
+    sql = ledger_sql.warnings(now, code, limit=limit, offset=offset, facts=facts)
+    for r in _fetch(warehouse, sql):
         raised, ack, resolved = r["raised_us"], r["ack_us"], r["resolved_us"]
         rows.append(
             {
@@ -70,14 +94,32 @@ def warning_ledger(
 
 
 def household_ledger(
-    warehouse: Warehouse, as_of: int | None = None, district: str | None = None
+    warehouse: Warehouse,
+    as_of: int | None = None,
+    district: str | None = None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Row]:
     """家庭风险台账: one row per household with an event ≤ as_of."""
-    now = resolve_now(warehouse, as_of)
+    code = lc.district_code(district)
+    now, orphans = now_path.resolve(warehouse, as_of)
     if now is None:
         return []
     rows = []
-    for r in _fetch(warehouse, ledger_sql.households(now, lc.district_code(district))):
+    sources = None
+    if orphans is not None and (limit is not None or offset):
+        # now, a page: pick its keys from the sort columns, then compute just those
+        page = ledger_sql.page(limit, offset)
+        keys = [r[0] for r in warehouse.query(now_path.household_page_sql(code, page)).rows]
+        if not keys:
+            return []
+        sources = now_path.household_sources(now, code, orphans, page_keys=keys)
+        limit, offset = None, 0
+    elif orphans is not None:
+        sources = now_path.household_sources(now, code, orphans)
+    sql = ledger_sql.households(now, code, limit=limit, offset=offset, now_sources=sources)
+    for r in _fetch(warehouse, sql):
         severity = int(r["severity"] or 0)
         row: Row = {
             "household_id": _household_id(r),
@@ -97,12 +139,22 @@ def household_ledger(
 
 
 def guardianship_ledger(
-    warehouse: Warehouse, as_of: int | None = None, district: str | None = None
+    warehouse: Warehouse,
+    as_of: int | None = None,
+    district: str | None = None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Row]:
     """监护缺失儿童台账: one row per (household, child) with a gap ≤ as_of."""
-    now = resolve_now(warehouse, as_of)
+    code = lc.district_code(district)
+    now, orphans = now_path.resolve(warehouse, as_of)
     if now is None:
         return []
+    if orphans is None:  # a past as_of: the exact raw path
+        found = _fetch(warehouse, ledger_sql.guardianship(now, code, limit=limit, offset=offset))
+    else:  # now: the pre-aggregates (orphan transitions concern warnings only)
+        found = now_guardianship.rows(warehouse, now, code, limit, offset)
     rows = [
         {
             "household_id": _household_id(r),
@@ -114,6 +166,6 @@ def guardianship_ledger(
             "last_followup_at": lc.iso(r["last_followup_us"]),
             "overdue": bool(r["overdue"]),
         }
-        for r in _fetch(warehouse, ledger_sql.guardianship(now, lc.district_code(district)))
+        for r in found
     ]
     return sorted(rows, key=lc.guardianship_sort_key)

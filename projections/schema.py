@@ -13,6 +13,20 @@ Three tables and two views:
 * ``household_directory`` — household_key → household_id, kept apart so that
   analysts' tables never contain the id (see ``projections.pseudonym``).
 * views ``daily_event_counts`` and ``daily_lifecycle_counts`` (UTC days).
+* pre-aggregates kept by materialized views on every insert (for the
+  dashboard's "now" reads, see ``projections.fast``): ``warning_state`` — one
+  aggregate row per (district, warning): raise attributes, first
+  acknowledgement/resolution, escalation levels, latest escalation —,
+  ``household_state`` — one per (event district, household): latest event,
+  first/last instants, indicators, petitions —, ``case_resolutions`` (the
+  case.resolved events by district), ``data_bounds`` — the
+  latest instant of each source table (the ledgers' default "now") —, and for
+  the guardianship ledger ``guardianship_state`` (per household and child: latest
+  gap, restores) and ``household_care`` (per household: care instants, latest
+  follow-up). Every
+  aggregate is idempotent (min, max, set union), so re-sent rows, a replay,
+  or the backfill ``ensure_schema`` runs when a pre-aggregate is added to an
+  existing warehouse change nothing.
 
 Idempotency: all tables are ReplacingMergeTree and every read uses FINAL. A
 replay after a crash re-sends the same rows but not necessarily in the same
@@ -37,7 +51,20 @@ LIFECYCLE = "lifecycle"
 DIRECTORY = "household_directory"
 DAILY_EVENT_COUNTS = "daily_event_counts"
 DAILY_LIFECYCLE_COUNTS = "daily_lifecycle_counts"
+WARNING_STATE = "warning_state"
+HOUSEHOLD_STATE = "household_state"
+CASE_RESOLUTIONS = "case_resolutions"
+BOUNDS = "data_bounds"
+GUARDIANSHIP_STATE = "guardianship_state"
+HOUSEHOLD_CARE = "household_care"
 TABLES: tuple[str, ...] = (EVENTS, LIFECYCLE, DIRECTORY)
+#: Tables filled by materialized views (truncated with the sources on reset).
+AGGREGATES: tuple[str, ...] = (
+    WARNING_STATE, HOUSEHOLD_STATE, CASE_RESOLUTIONS, BOUNDS, GUARDIANSHIP_STATE, HOUSEHOLD_CARE
+)
+#: "No such instant" in the min/max aggregates (no NULLs: they would defeat merging).
+NEVER = (1 << 63) - 1
+BEFORE_ALL = -(1 << 63)
 
 _TS = pa.timestamp("us", tz="UTC")
 _LC_NULL_STR = "LowCardinality(Nullable(String))"
@@ -145,7 +172,8 @@ def daily_lifecycle_counts_select(where: str = "") -> str:
 
 
 def ddl() -> list[str]:
-    """Every statement ``ensure_schema`` runs, in order; each is idempotent."""
+    """Every statement ``ensure_schema`` runs, in order; each is idempotent.
+    (Pre-aggregates come separately: ``aggregate_ddl``, since they need a backfill.)"""
     statements = [create_table(t) for t in TABLES]
     statements.append(
         f"CREATE VIEW IF NOT EXISTS {DAILY_EVENT_COUNTS} AS {daily_event_counts_select()}"
@@ -154,3 +182,211 @@ def ddl() -> list[str]:
         f"CREATE VIEW IF NOT EXISTS {DAILY_LIFECYCLE_COUNTS} AS {daily_lifecycle_counts_select()}"
     )
     return statements
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """A pre-aggregated table, the views that feed it, and how to backfill it."""
+
+    table: str
+    create: str
+    #: (view name, source table, SELECT over the source producing the table's rows)
+    feeds: tuple[tuple[str, str, str], ...]
+
+    def views(self) -> list[str]:
+        return [
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {self.table} AS {select}"
+            for view, _, select in self.feeds
+        ]
+
+    def backfill(self) -> list[str]:
+        """Re-aggregate the sources (harmless when repeated: the aggregates are idempotent)."""
+        return [f"INSERT INTO {self.table} {select}" for _, _, select in self.feeds]
+
+
+_US = "toUnixTimestamp64Micro"
+#: Only these feed warning_state; other lifecycle types (warning.assigned) are ignored.
+_WARNING_TYPES = (
+    "('warning.raised', 'warning.acknowledged', 'warning.resolved', 'warning.escalated')"
+)
+
+
+def _raise_attr(column: str) -> str:
+    return f"if(type = 'warning.raised', ifNull({column}, ''), '')"
+
+
+def _first(kind: str) -> str:
+    return f"if(type = '{kind}', {_US}(at), {NEVER})"
+
+
+#: Raise attributes kept as max(String): '' on other rows, so max is the raise's value.
+WARNING_RAISE_ATTRS: tuple[tuple[str, str], ...] = (
+    ("rule_id", "rule_id"),
+    ("level", "level"),
+    ("household_key", "household_key"),
+    ("org_unit", "org_unit"),
+    ("raised_handling", "handling_level"),
+    ("raised_handling_org", "handling_org_unit"),
+)
+
+_WARNING_STATE_SELECT = (
+    "SELECT ifNull(district, '') AS district_key, warning_id, "
+    f"{_first('warning.raised')} AS raised_us, "
+    f"{_first('warning.acknowledged')} AS ack_us, "
+    f"{_first('warning.resolved')} AS resolved_us, "
+    + ", ".join(f"{_raise_attr(src)} AS {name}" for name, src in WARNING_RAISE_ATTRS)
+    + ", if(type = 'warning.escalated', [ifNull(to_level, '')], []) AS esc_levels, "
+    "if(type = 'warning.escalated', "
+    f"({_US}(at), seq, ifNull(to_level, ''), ifNull(handling_org_unit, '')), "
+    f"(toInt64({BEFORE_ALL}), toUInt64(0), '', '')) AS latest_esc "
+    f"FROM {LIFECYCLE} WHERE type IN {_WARNING_TYPES}"
+)
+
+# Why (district_key, warning_id): a district's warnings are one index range. A
+# transition written before its raise was known has no district ('' key); reads
+# merge those rows in (``projections.fast``), so the result stays exact.
+WARNING_STATE_AGGREGATE = Aggregate(
+    WARNING_STATE,
+    f"""CREATE TABLE IF NOT EXISTS {WARNING_STATE} (
+  district_key String,
+  warning_id String,
+  raised_us SimpleAggregateFunction(min, Int64),
+  ack_us SimpleAggregateFunction(min, Int64),
+  resolved_us SimpleAggregateFunction(min, Int64),
+  {", ".join(f"{name} SimpleAggregateFunction(max, String)" for name, _ in WARNING_RAISE_ATTRS)},
+  esc_levels SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+  latest_esc SimpleAggregateFunction(max, Tuple(Int64, UInt64, String, String))
+) ENGINE = AggregatingMergeTree ORDER BY (district_key, warning_id)""",
+    (("warning_state_from_lifecycle", LIFECYCLE, _WARNING_STATE_SELECT),),
+)
+# Per (event district, household): what the household ledger shows "now". Keyed
+# by the *event's* district, so a district is one index range; a household with
+# events in several districts has a row in each, merged at read time
+# (``projections.now``). Petitions are kept as (instant, event_id) pairs: the
+# 30/90-day windows end at the read's "now", and the pairs count re-sent events once.
+_HOUSEHOLD_STATE_SELECT = (
+    "SELECT district AS district_key, household_key, "
+    f"({_US}(occurred_at), `offset`, toString(org_unit)) AS latest, "
+    f"{_US}(occurred_at) AS first_us, "
+    f"if(type = 'screening.visit_recorded', {_US}(occurred_at), {BEFORE_ALL}) AS last_visit_us, "
+    f"if(type = 'followup.recorded', {_US}(occurred_at), {BEFORE_ALL}) AS last_followup_us, "
+    "CAST(indicators, 'Array(String)') AS indicators, "
+    f"if(type = 'petition.received', [({_US}(occurred_at), event_id)], []) AS petitions "
+    f"FROM {EVENTS}"
+)
+
+HOUSEHOLD_STATE_AGGREGATE = Aggregate(
+    HOUSEHOLD_STATE,
+    f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_STATE} (
+  district_key String,
+  household_key String,
+  latest SimpleAggregateFunction(max, Tuple(Int64, UInt64, String)),
+  first_us SimpleAggregateFunction(min, Int64),
+  last_visit_us SimpleAggregateFunction(max, Int64),
+  last_followup_us SimpleAggregateFunction(max, Int64),
+  indicators SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+  petitions SimpleAggregateFunction(groupUniqArrayArray, Array(Tuple(Int64, String)))
+) ENGINE = AggregatingMergeTree ORDER BY (district_key, household_key)""",
+    (("household_state_from_events", EVENTS, _HOUSEHOLD_STATE_SELECT),),
+)
+
+# The case.resolved events (6% of all) by district: the KPIs' local-resolution
+# share reads one index range instead of FINAL over every event. Replacing on
+# the event's id like ``events`` itself, so the same rows survive.
+CASE_RESOLUTIONS_AGGREGATE = Aggregate(
+    CASE_RESOLUTIONS,
+    f"""CREATE TABLE IF NOT EXISTS {CASE_RESOLUTIONS} (
+  district_key String,
+  event_id String,
+  org_unit String,
+  resolution Nullable(String),
+  occurred_us Int64,
+  `offset` UInt64
+) ENGINE = ReplacingMergeTree(`offset`) ORDER BY (district_key, event_id)""",
+    (
+        (
+            "case_resolutions_from_events",
+            EVENTS,
+            "SELECT toString(district) AS district_key, event_id, "
+            "toString(org_unit) AS org_unit, CAST(resolution, 'Nullable(String)') AS resolution, "
+            f"{_US}(occurred_at) AS occurred_us, `offset` "
+            f"FROM {EVENTS} WHERE type = 'case.resolved'",
+        ),
+    ),
+)
+
+BOUNDS_AGGREGATE = Aggregate(
+    BOUNDS,
+    f"""CREATE TABLE IF NOT EXISTS {BOUNDS} (
+  source String,
+  max_us SimpleAggregateFunction(max, Int64)
+) ENGINE = AggregatingMergeTree ORDER BY source""",
+    (
+        ("data_bounds_from_events", EVENTS,
+         f"SELECT '{EVENTS}' AS source, max({_US}(occurred_at)) AS max_us FROM {EVENTS} "
+         "HAVING count() > 0"),
+        ("data_bounds_from_lifecycle", LIFECYCLE,
+         f"SELECT '{LIFECYCLE}' AS source, max({_US}(at)) AS max_us FROM {LIFECYCLE} "
+         "HAVING count() > 0"),
+    ),
+)
+
+_GAP = "'child.guardianship_gap_recorded'"
+_RESTORED = "'child.guardianship_restored'"
+_FOLLOWUP = "'followup.recorded'"
+
+# Per (household, child): the guardianship ledger's row "now" — the latest gap as
+# (instant, offset, org unit), so max() picks what argMax((us, offset)) picks, and
+# the restore instants. Keyed by household, not district: the ledger's district is
+# the latest gap's, which a later gap elsewhere can move; a district's rows are a
+# filter on ~one row per pair (gaps are 3% of events).
+GUARDIANSHIP_STATE_AGGREGATE = Aggregate(
+    GUARDIANSHIP_STATE,
+    f"""CREATE TABLE IF NOT EXISTS {GUARDIANSHIP_STATE} (
+  household_key String,
+  child String,
+  latest_gap SimpleAggregateFunction(max, Tuple(Int64, UInt64, String)),
+  restores SimpleAggregateFunction(groupUniqArrayArray, Array(Int64))
+) ENGINE = AggregatingMergeTree ORDER BY (household_key, child)""",
+    (
+        (
+            "guardianship_state_from_events",
+            EVENTS,
+            "SELECT household_key, ifNull(child_ref, '') AS child, "
+            f"if(type = {_GAP}, ({_US}(occurred_at), `offset`, toString(org_unit)), "
+            f"(toInt64({BEFORE_ALL}), toUInt64(0), '')) AS latest_gap, "
+            f"if(type = {_RESTORED}, [{_US}(occurred_at)], []) AS restores "
+            f"FROM {EVENTS} WHERE type IN ({_GAP}, {_RESTORED})",
+        ),
+    ),
+)
+
+# Per household: the instants of care (restores and follow-ups, any child) that
+# stop a gap from being overdue, and the latest follow-up. Read for a page's
+# households only, by their key.
+HOUSEHOLD_CARE_AGGREGATE = Aggregate(
+    HOUSEHOLD_CARE,
+    f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_CARE} (
+  household_key String,
+  care SimpleAggregateFunction(groupUniqArrayArray, Array(Int64)),
+  last_followup_us SimpleAggregateFunction(max, Int64)
+) ENGINE = AggregatingMergeTree ORDER BY household_key""",
+    (
+        (
+            "household_care_from_events",
+            EVENTS,
+            f"SELECT household_key, [{_US}(occurred_at)] AS care, "
+            f"if(type = {_FOLLOWUP}, {_US}(occurred_at), {BEFORE_ALL}) AS last_followup_us "
+            f"FROM {EVENTS} WHERE type IN ({_RESTORED}, {_FOLLOWUP})",
+        ),
+    ),
+)
+
+AGGREGATE_DEFINITIONS: tuple[Aggregate, ...] = (
+    WARNING_STATE_AGGREGATE,
+    HOUSEHOLD_STATE_AGGREGATE,
+    CASE_RESOLUTIONS_AGGREGATE,
+    BOUNDS_AGGREGATE,
+    GUARDIANSHIP_STATE_AGGREGATE,
+    HOUSEHOLD_CARE_AGGREGATE,
+)

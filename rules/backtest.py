@@ -37,7 +37,7 @@ class WarningRun:
 
     warning_id: str
     rule_id: str
-    household_id: str
+    household_id: str | None
     level: str
     org_unit: str
     raised_at: str

@@ -43,7 +43,8 @@ def _echo_table(result: BacktestResult) -> None:
         for diff in result.differences:
             w = diff.warning
             click.echo(f"{diff.kind.upper():<7} {w.warning_id:<18} {w.rule_id:<26} "
-                       f"{w.level:<7} {w.district:<13} {w.household_id:<20} {w.raised_at}")
+                       f"{w.level:<7} {w.district:<13} {w.household_id or '(district)':<20} "
+                       f"{w.raised_at}")
             for text in diff.changes():
                 click.echo(f"{'':<8}{text}")
     for title, key in (("rule", "rule_id"), ("district", "district")):

@@ -186,7 +186,7 @@ class Engine:
             for warning_id in list(state.open):
                 self._close(state, warning_id, event.household_id, at, outcome.records)
             return
-        if kind not in ("warning.acknowledged", "warning.resolved"):
+        if kind not in ("warning.acknowledged", "warning.assigned", "warning.resolved"):
             return
         warning_id = event.data["warning_id"]  # type: ignore[attr-defined]
         warning = state.open.get(warning_id)
@@ -196,6 +196,8 @@ class Engine:
             return
         if kind == "warning.resolved":
             self._close(state, warning_id, event.household_id, at, outcome.records)
+        elif kind == "warning.assigned":
+            self._assign(warning, event, at, outcome)
         elif warning.acknowledged:
             outcome.notices.append(
                 f"{kind} for {warning_id}: already acknowledged; nothing changed"
@@ -205,6 +207,32 @@ class Engine:
             outcome.records.append(
                 _transition("warning.acknowledged", warning_id, event.household_id, at)
             )
+
+    @staticmethod
+    def _assign(warning: OpenWarning, event: EventFacts, at: int, outcome: Outcome) -> None:
+        """Hand an open warning to a person; unlike acknowledgement, escalation goes on.
+
+        Assigning says who should act, not that anyone has: the warning keeps
+        climbing until it is acknowledged. Assigning to the current assignee
+        again changes nothing (reported, like a repeated acknowledgement).
+        """
+        assignee: str = event.data["assignee"]
+        if warning.assignee == assignee:
+            outcome.notices.append(
+                f"warning.assigned for {warning.warning_id}: already assigned to that person;"
+                " nothing changed"
+            )
+            return
+        warning.assignee = assignee
+        outcome.records.append(
+            {
+                "type": "warning.assigned",
+                "warning_id": warning.warning_id,
+                "household_id": event.household_id,
+                "assignee": assignee,
+                "at": format_instant(at),
+            }
+        )
 
     def _close(
         self, state: HouseholdState, warning_id: str, household_id: str, at: int, out: list[Record]
@@ -302,7 +330,9 @@ class Engine:
         self._raise(state, rule, household_id, trigger_event_id, org_unit, due, out)
 
 
-_COMMANDS = frozenset({"case.resolved", "warning.acknowledged", "warning.resolved"})
+_COMMANDS = frozenset(
+    {"case.resolved", "warning.acknowledged", "warning.assigned", "warning.resolved"}
+)
 
 
 @dataclass(frozen=True, slots=True)

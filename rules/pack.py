@@ -20,6 +20,7 @@ from events.instants import MICROS_PER_DAY, MICROS_PER_HOUR
 
 DEFAULT_PACK_PATH = Path(__file__).parent / "packs" / "default.yaml"
 WarningLevel = Literal["red", "orange", "yellow"]
+RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 LEVEL_RANK: dict[str, int] = {"red": 3, "orange": 2, "yellow": 1}
 
 
@@ -89,7 +90,10 @@ class DeadlineSpec(_Strict):
 
 
 class Rule(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    """A household rule: triggered by one household's event (``when``) or deadline."""
+
+    id: str = Field(pattern=RULE_ID_PATTERN)
+    kind: Literal["household"] = "household"
     level: WarningLevel
     when: tuple[str, ...] = ()
     require: Requirement = Requirement()
@@ -110,20 +114,64 @@ class Rule(_Strict):
         return names
 
 
+class SurgeRule(_Strict):
+    """An aggregate rule over a whole district (``kind: surge``); see ``rules.surge``.
+
+    At each day close C it holds for a district when the events matching
+    signal ``of`` with occurred_at in [C − window_days, C] number at least
+    ``min_count`` and at least ``ratio`` × the district's trailing weekly
+    average over ``baseline_weeks`` (scaled to the window's length).
+    """
+
+    id: str = Field(pattern=RULE_ID_PATTERN)
+    kind: Literal["surge"]
+    level: WarningLevel
+    of: str
+    scope: Literal["district"] = "district"
+    window_days: int = Field(ge=1, le=366)
+    baseline_weeks: int = Field(ge=1, le=52)
+    ratio: float = Field(gt=0, allow_inf_nan=False)
+    min_count: int = Field(ge=1)
+
+    def signal_names(self) -> set[str]:
+        return {self.of}
+
+
 class RulePack(_Strict):
     pack: str
     version: int = Field(ge=1)
     ack_sla_hours: dict[WarningLevel, float]
     signals: dict[str, Signal]
-    rules: tuple[Rule, ...] = Field(min_length=1)
+    #: Household rules, evaluated by ``rules.engine`` per household.
+    rules: tuple[Rule, ...] = ()
+    #: ``kind: surge`` entries of the YAML ``rules`` list, in their order.
+    surges: tuple[SurgeRule, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_kinds(cls, data: Any) -> Any:
+        """The YAML has one ``rules`` list; surge rules are set apart by their ``kind``."""
+        if isinstance(data, dict) and isinstance(data.get("rules"), list) and "surges" not in data:
+            rules = data["rules"]
+            surge = [isinstance(r, dict) and r.get("kind") == "surge" for r in rules]
+            if any(surge):
+                data = {
+                    **data,
+                    "rules": [r for r, s in zip(rules, surge, strict=True) if not s],
+                    "surges": [r for r, s in zip(rules, surge, strict=True) if s],
+                }
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> RulePack:
         missing_sla = set(get_args(WarningLevel)) - set(self.ack_sla_hours)
         if missing_sla:
             raise ValueError(f"ack_sla_hours lacks {sorted(missing_sla)}")
+        if not self.rules and not self.surges:
+            raise ValueError("rules: the pack has no rule")
         seen: set[str] = set()
-        for rule in self.rules:
+        every: tuple[Rule | SurgeRule, ...] = (*self.rules, *self.surges)
+        for rule in every:
             if rule.id in seen:
                 raise ValueError(f"rule {rule.id}: duplicate rule id")
             seen.add(rule.id)
@@ -154,9 +202,14 @@ class RulePack(_Strict):
 
 def _locate(error: Mapping[str, Any], document: Mapping[str, Any]) -> str:
     loc = list(error["loc"])
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        rules = document.get("rules") or []
-        rule_id = rules[loc[1]].get("id", f"#{loc[1]}") if loc[1] < len(rules) else f"#{loc[1]}"
+    if len(loc) >= 2 and loc[0] in ("rules", "surges") and isinstance(loc[1], int):
+        listed = document.get("rules")
+        rules = [
+            r for r in (listed if isinstance(listed, list) else [])
+            if (isinstance(r, dict) and r.get("kind") == "surge") == (loc[0] == "surges")
+        ]
+        rule = rules[loc[1]] if loc[1] < len(rules) else None
+        rule_id = rule.get("id", f"#{loc[1]}") if isinstance(rule, dict) else f"#{loc[1]}"
         rest = ".".join(str(p) for p in loc[2:])
         return f"rule {rule_id}" + (f" ({rest})" if rest else "")
     if len(loc) >= 2 and loc[0] == "signals":

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from events.codec import Decoded, Rejected, decode
 from rules.engine import Engine, Outcome, Record
 from rules.state import HouseholdState
+from rules.surge import SurgeTracker
 
 CROSS_HOUSEHOLD_REUSE = "event_id: already used by another household (conflict)"
 
@@ -75,6 +76,8 @@ class Replay:
         self.max_occurred: int | None = None
         #: event_id → the household that used it first.
         self.owners: dict[str, str] = {}
+        #: District surge rules (``kind: surge``), only when the pack has some.
+        self.surges = SurgeTracker(engine.pack) if engine.pack.surges else None
 
     def feed_line(self, line: bytes | str) -> tuple[Decoded | Rejected, Outcome | None]:
         """Decode and apply one JSONL line; a rejected line yields no outcome."""
@@ -100,10 +103,11 @@ class Replay:
         outcome = self.engine.apply(state, decoded)
         self.counts.add(outcome.status, outcome.reason)
         self.counts.notices += len(outcome.notices)
-        if outcome.status == "processed" and (
-            self.max_occurred is None or decoded.occurred_us > self.max_occurred
-        ):
-            self.max_occurred = decoded.occurred_us
+        if outcome.status == "processed":
+            if self.max_occurred is None or decoded.occurred_us > self.max_occurred:
+                self.max_occurred = decoded.occurred_us
+            if self.surges is not None:
+                self.surges.observe(decoded.event, decoded.occurred_us)
         return outcome
 
     def feed_all(self, lines: Iterable[bytes | str]) -> list[Record]:
@@ -115,11 +119,19 @@ class Replay:
         return records
 
     def finish(self, as_of: int | None = None) -> list[Record]:
-        """End of input: fire every pending deadline due ≤ ``as_of`` (default: latest event)."""
+        """End of input: fire every pending deadline due ≤ ``as_of`` (default: latest event).
+
+        Then, with surge rules, every day close ≤ ``as_of``: only now, after all
+        input, so that a surge depends on which events occurred, never on the
+        order they arrived in.
+        """
         limit = self.max_occurred if as_of is None else as_of
         if limit is None:
             return []
-        return fire_due(self.engine, self.states, limit)
+        records = fire_due(self.engine, self.states, limit)
+        if self.surges is not None:
+            records.extend(self.surges.close_until(limit))
+        return records
 
 
 def fire_due(

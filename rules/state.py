@@ -10,7 +10,7 @@ serializes to compact JSON (``to_bytes``/``from_bytes``) so the embedded log
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,7 +21,11 @@ RULE_DEADLINE = "rule"
 
 @dataclass(slots=True)
 class OpenWarning:
-    """A warning not yet resolved; ``handling_level`` is 0..3 (community..city)."""
+    """A warning not yet resolved; ``handling_level`` is 0..3 (community..city).
+
+    ``assignee`` is the staff member it was last assigned to (None: never), kept
+    so that assigning it to the same person again changes nothing.
+    """
 
     warning_id: str
     rule_id: str
@@ -30,9 +34,10 @@ class OpenWarning:
     handling_level: int
     acknowledged: bool
     raised_at: int
+    assignee: str | None = None
 
     def to_list(self) -> list[Any]:
-        return [
+        row: list[Any] = [
             self.warning_id,
             self.rule_id,
             self.level,
@@ -41,25 +46,81 @@ class OpenWarning:
             self.acknowledged,
             self.raised_at,
         ]
+        if self.assignee is not None:
+            row.append(self.assignee)
+        return row
 
     @classmethod
     def from_list(cls, row: list[Any]) -> OpenWarning:
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+        # States saved before assignment existed have seven fields.
+        assignee = row[7] if len(row) > 7 else None
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], assignee)
 
 
 #: (due_us, creation_seq, kind, payload): heap order = due time, ties by creation.
 Deadline = tuple[int, int, str, tuple[Any, ...]]
 
 
-@dataclass(slots=True)
 class HouseholdState:
-    seen: dict[str, str] = field(default_factory=dict)
-    series: dict[str, list[int]] = field(default_factory=dict)
-    flags: set[str] = field(default_factory=set)
-    open: dict[str, OpenWarning] = field(default_factory=dict)
-    closed: set[str] = field(default_factory=set)
-    deadlines: list[Deadline] = field(default_factory=list)
-    seq: int = 0
+    """One household's rule state; containers exist only once something is in them.
+
+    Most households send one or two events, so empty sets, dicts and lists
+    would be most of a state's memory (an empty ``set`` alone is 216 bytes);
+    every container but ``seen`` is created on first access instead. Reading
+    an attribute creates its container, so code inside this class uses the
+    private slots to look without creating. ``to_bytes`` writes exactly what
+    the eager version wrote (stored states stay readable and byte-identical).
+    """
+
+    __slots__ = ("seen", "_series", "_flags", "_open", "_closed", "_deadlines", "seq")
+
+    def __init__(
+        self,
+        seen: dict[str, str] | None = None,
+        series: dict[str, list[int]] | None = None,
+        flags: set[str] | None = None,
+        open: dict[str, OpenWarning] | None = None,
+        closed: set[str] | None = None,
+        deadlines: list[Deadline] | None = None,
+        seq: int = 0,
+    ) -> None:
+        self.seen: dict[str, str] = {} if seen is None else seen
+        self._series = series or None
+        self._flags = flags or None
+        self._open = open or None
+        self._closed = closed or None
+        self._deadlines = deadlines or None
+        self.seq = seq
+
+    @property
+    def series(self) -> dict[str, list[int]]:
+        if self._series is None:
+            self._series = {}
+        return self._series
+
+    @property
+    def flags(self) -> set[str]:
+        if self._flags is None:
+            self._flags = set()
+        return self._flags
+
+    @property
+    def open(self) -> dict[str, OpenWarning]:
+        if self._open is None:
+            self._open = {}
+        return self._open
+
+    @property
+    def closed(self) -> set[str]:
+        if self._closed is None:
+            self._closed = set()
+        return self._closed
+
+    @property
+    def deadlines(self) -> list[Deadline]:
+        if self._deadlines is None:
+            self._deadlines = []
+        return self._deadlines
 
     def schedule(self, due: int, kind: str, payload: tuple[Any, ...]) -> None:
         self.seq += 1
@@ -67,40 +128,54 @@ class HouseholdState:
 
     @property
     def next_due(self) -> int | None:
-        return self.deadlines[0][0] if self.deadlines else None
+        return self._deadlines[0][0] if self._deadlines else None
 
     def open_of_rule(self, rule_id: str) -> OpenWarning | None:
-        for warning in self.open.values():
+        for warning in (self._open or {}).values():
             if warning.rule_id == rule_id:
                 return warning
         return None
 
     def to_bytes(self) -> bytes:
+        # Key order and layout are the stored bytes' (SQLite, Kafka changelog): do not change.
         return orjson.dumps(
             {
                 "s": self.seen,
-                "t": self.series,
-                "f": sorted(self.flags),
-                "o": [w.to_list() for w in self.open.values()],
-                "c": sorted(self.closed),
+                "t": self._series or {},
+                "f": sorted(self._flags or ()),
+                "o": [w.to_list() for w in (self._open or {}).values()],
+                "c": sorted(self._closed or ()),
                 "d": [
-                    [due, seq, kind, list(payload)] for due, seq, kind, payload in self.deadlines
+                    [due, seq, kind, list(payload)]
+                    for due, seq, kind, payload in (self._deadlines or ())
                 ],
                 "q": self.seq,
             }
         )
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when they would store the same bytes (an empty container = an absent one)."""
+        if not isinstance(other, HouseholdState):
+            return NotImplemented
+        return self.to_bytes() == other.to_bytes()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
+
+    def __repr__(self) -> str:
+        return f"HouseholdState({self.to_bytes().decode()})"
+
     @classmethod
     def from_bytes(cls, blob: bytes) -> HouseholdState:
         doc = orjson.loads(blob)
-        open_warnings = (OpenWarning.from_list(row) for row in doc["o"])
-        return cls(
-            seen=doc["s"],
-            series=doc["t"],
-            flags=set(doc["f"]),
-            open={w.warning_id: w for w in open_warnings},
-            closed=set(doc["c"]),
+        flags, rows, closed, deadlines = doc["f"], doc["o"], doc["c"], doc["d"]
+        state = cls(seen=doc["s"], series=doc["t"], seq=doc["q"])
+        if flags:
+            state._flags = set(flags)
+        if rows:
+            state._open = {row[0]: OpenWarning.from_list(row) for row in rows}
+        if closed:
+            state._closed = set(closed)
+        if deadlines:
             # The stored list is already a valid heap (saved in heap order).
-            deadlines=[(d[0], d[1], d[2], tuple(d[3])) for d in doc["d"]],
-            seq=doc["q"],
-        )
+            state._deadlines = [(d[0], d[1], d[2], tuple(d[3])) for d in deadlines]
+        return state

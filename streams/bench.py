@@ -34,6 +34,7 @@ from events.sample import StreamSpec, write_jsonl
 from rules.engine import Engine
 from rules.pack import load_pack
 from rules.replay import Replay
+from streams.bench_rss import run_rss_bench  # moved there; reachable as bench.run_rss_bench
 from streams.cli_embedded import bulk_mode
 from streams.clock import EventTimeClock
 from streams.embedded import EmbeddedRuntime
@@ -65,18 +66,24 @@ def _replay(path: Path, out: Path) -> int:
     return runner.counts.received
 
 
-def run_embedded_bench(events: int, households: int, workdir: Path) -> dict[str, Any]:
-    stream = workdir / "stream.jsonl"
-    gen_s, _ = _timed(lambda: write_jsonl(
-        StreamSpec(events=events, households=households, seed=42), stream))
+def run_embedded_bench(events: int, households: int, workdir: Path,
+                       stream: Path | None = None) -> dict[str, Any]:
+    """The embedded runtime over ``stream`` (generated here, seed 42, when None)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    gen_s = 0.0
+    if stream is None:
+        stream = workdir / "stream.jsonl"
+        gen_s, _ = _timed(lambda: write_jsonl(
+            StreamSpec(events=events, households=households, seed=42), stream))
+    source = stream
     results: dict[str, Any] = {"events": events, "households": households,
                                "generate_s": round(gen_s, 2)}
-    loads_s, _ = _timed(lambda: _json_loads_loop(stream))
-    replay_s, _ = _timed(lambda: _replay(stream, workdir / "warnings.jsonl"))
+    loads_s, _ = _timed(lambda: _json_loads_loop(source))
+    replay_s, _ = _timed(lambda: _replay(source, workdir / "warnings.jsonl"))
     results["json_loads_events_per_s"] = round(events / loads_s)
     results["replay_events_per_s"] = round(events / replay_s)
     results["replay_vs_json_loads"] = round(replay_s / loads_s, 2)
-    lines = stream.read_bytes().splitlines()
+    lines = source.read_bytes().splitlines()
     bare = EmbeddedRuntime(workdir / "bare")  # never opens chdb: one chdb path per process
     try:
         bare.publish(lines, source="bench")
@@ -104,61 +111,27 @@ def run_embedded_bench(events: int, households: int, workdir: Path) -> dict[str,
     return results
 
 
-def _process_in_child(home: str, queue: Any) -> None:
-    """Child process body: run the processor (no warehouse) and report peak RSS."""
-    from streams.processor import EmbeddedProcessor
-
-    runtime = EmbeddedRuntime(Path(home))
-    try:
-        processor = EmbeddedProcessor(runtime.log, runtime.engine, batch_size=runtime.batch_size)
-        started = time.perf_counter()
-        with bulk_mode():
-            report = processor.run(EventTimeClock(None))
-        elapsed = time.perf_counter() - started
-        queue.put({
-            "households_with_state": len(processor.states),
-            "processed": report.counts.processed,
-            "process_s": round(elapsed, 1),
-            "processor_peak_rss_mb": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        })
-    finally:
-        runtime.close()
-
-
-def run_rss_bench(households: int, events: int, workdir: Path) -> dict[str, Any]:
-    """Peak RSS of the embedded processor holding state for ~``households`` households."""
-    import multiprocessing
-
-    stream = workdir / "rss-stream.jsonl"
-    gen_s, _ = _timed(lambda: write_jsonl(
-        StreamSpec(events=events, households=households, seed=7), stream))
-    runtime = EmbeddedRuntime(workdir / "rss-home")
-    try:
-        with stream.open("rb") as source:
-            publish_s, _ = _timed(lambda: runtime.publish(source, source="bench"))
-    finally:
-        runtime.close()
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_process_in_child, args=(str(workdir / "rss-home"), queue))
-    child.start()
-    result: dict[str, Any] = queue.get()
-    child.join()
-    return {"events": events, "households_spec": households, "generate_s": round(gen_s, 1),
-            "publish_s": round(publish_s, 1), **result}
-
-
 def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(),
             "platform": platform.platform()}
 
 
-def run(quick: bool, events: int | None = None) -> dict[str, Any]:
-    count = events or (30_000 if quick else 300_000)
-    with tempfile.TemporaryDirectory(prefix="jiahe-bench-") as tmp:
-        embedded = run_embedded_bench(count, max(count // 5, 100), Path(tmp))
-    return {"machine": machine(), "embedded": embedded}
+def run(quick: bool, events: int | None = None, **options: Any) -> dict[str, Any]:
+    """``jiahe bench``: every section on one stream (see :mod:`streams.bench_suite`).
+
+    ``options`` are :class:`streams.bench_suite.BenchConfig` fields.
+    """
+    from streams.bench_suite import BenchConfig
+    from streams.bench_suite import run as run_suite
+
+    chosen = {"events": events, **options}
+    if events is not None and options.get("households") is None:
+        chosen["households"] = max(events // 10, 100)  # Harbin-like: ~10 events a household
+    if quick:
+        config = BenchConfig.quick_run(**chosen)
+    else:
+        config = BenchConfig(**{k: v for k, v in chosen.items() if v is not None})
+    return run_suite(config)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,7 @@
 """Kafka-runtime benchmark: worker throughput, the raw consume ceiling, and latency.
 
 ``python -m streams.bench_kafka --events 100000 [--bootstrap B] [--workers 1 2]``
+(``jiahe bench`` calls :func:`run_kafka` on its one stream)
 
 * **worker events/s** — one (then two) ``jiahe worker`` processes on a pre-published
   stream (events.sample, keyed by household), measured from the consumer group's
@@ -8,7 +9,12 @@
   committed, so group join and start-up are not counted (they are reported apart);
 * **raw ceiling** — plain aiokafka ``getmany`` over the same topic, no processing;
 * **latency** — publish→lifecycle-record p50/p99 at a steady 1k events/s, each event a
-  visit with an injury on a fresh household (so each raises a warning at once).
+  visit with an injury on a fresh household (so each raises a warning at once);
+* **Faust agent peer** — :mod:`streams.bench_faust_peer` (one idiomatic per-event agent
+  with a Faust table) on the same topic, measured exactly like one jiahe worker.
+
+Peak RSS of every worker/peer process is read from ``/proc/PID/status`` (VmHWM) just
+before it is stopped.
 
 Starts a private broker unless ``--bootstrap`` is given; prints one JSON object.
 """
@@ -25,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,7 +70,11 @@ def publish_sample(bootstrap: str, topic: str, events: int, seed: int = 1) -> di
     from events.sample import StreamSpec, generate
 
     spec = StreamSpec(events=events, households=max(1000, events // 5), seed=seed)
-    lines = [line.text.encode() for line in generate(spec)]
+    return publish_lines(bootstrap, topic, [line.text.encode() for line in generate(spec)])
+
+
+def publish_lines(bootstrap: str, topic: str, lines: list[bytes]) -> dict[str, Any]:
+    """Publish JSONL lines keyed by household (unkeyed when there is none); count and rate."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
                              batch_size=512 * 1024, acks="all")
     began = time.perf_counter()
@@ -108,20 +118,50 @@ def committed_total(admin: KafkaAdminClient, group: str) -> int:
     return sum(max(0, meta.offset) for meta in offsets.values())
 
 
+def worker_command(bootstrap: str, prefix: str, group: str, data_dir: Path,
+                   extra: list[str]) -> list[str]:
+    """A ``jiahe worker`` process (the Kafka runtime)."""
+    return [sys.executable, "-m", "streams.cli_kafka", "--home", str(data_dir.parent),
+            "worker", "--bootstrap", bootstrap, "--topic-prefix", prefix, "--app-id", group,
+            "--data-dir", str(data_dir), "--session-timeout", "10", "--loglevel", "info",
+            *extra]
+
+
+def faust_peer_command(bootstrap: str, prefix: str, group: str, data_dir: Path,
+                       extra: list[str]) -> list[str]:
+    """The idiomatic per-event Faust agent peer (``streams.bench_faust_peer``)."""
+    return [sys.executable, "-m", "streams.bench_faust_peer", "--bootstrap", bootstrap,
+            "--topic-prefix", prefix, "--app-id", group, "--data-dir", str(data_dir), *extra]
+
+
+CommandFor = Callable[[str, str, str, Path, list[str]], list[str]]
+
+
 def start_workers(bootstrap: str, prefix: str, group: str, count: int, workdir: Path,
-                  extra: list[str]) -> list[subprocess.Popen[bytes]]:
+                  extra: list[str], command: CommandFor = worker_command,
+                  ) -> list[subprocess.Popen[bytes]]:
     procs = []
     for n in range(count):
         log = (workdir / f"{group}-{n}.log").open("wb")
-        cmd = [sys.executable, "-m", "streams.cli_kafka", "--home", str(workdir), "worker",
-               "--bootstrap", bootstrap, "--topic-prefix", prefix, "--app-id", group,
-               "--data-dir", str(workdir / f"{group}-{n}"), "--session-timeout", "10",
-               "--loglevel", "info", *extra]
+        cmd = command(bootstrap, prefix, group, workdir / f"{group}-{n}", extra)
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     return procs
 
 
-def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+def peak_rss_mb(pid: int) -> float | None:
+    """A live process's peak resident set (VmHWM, Linux); None when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> list[float | None]:
+    """Stop the processes; returns each one's peak RSS (MB) read just before the signal."""
+    peaks = [peak_rss_mb(proc.pid) for proc in procs]
     for proc in procs:
         proc.terminate()
     for proc in procs:
@@ -130,16 +170,28 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    return peaks
 
 
 def measure_workers(bootstrap: str, prefix: str, total: int, count: int, workdir: Path,
-                    timeout_s: float = 600) -> dict[str, Any]:
-    """Rate of ``count`` workers over a pre-published topic, from committed offsets."""
-    group = f"bench-{count}w-{uuid.uuid4().hex[:6]}"
+                    timeout_s: float = 1800, stall_s: float = 120,
+                    command: CommandFor = worker_command,
+                    label: str = "worker") -> dict[str, Any]:
+    """Rate of ``count`` processes over a pre-published topic, from committed offsets.
+
+    ``total``: stop once the group has committed that many (the topic may hold more).
+
+    The same measurement for jiahe's worker and the Faust agent peer: the rate between
+    the first commit seen and the moment the group's committed offsets reach ``total``.
+    """
+    group = f"bench-{label}-{count}w-{uuid.uuid4().hex[:6]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     launched = time.perf_counter()
-    procs = start_workers(bootstrap, prefix, group, count, workdir, ["--as-of", STREAM_END])
+    procs = start_workers(bootstrap, prefix, group, count, workdir, ["--as-of", STREAM_END],
+                          command)
     first: tuple[float, int] | None = None
+    last_report = launched
+    moved = (launched, 0)  # when the committed total last changed, and to what
     try:
         while True:
             now = time.perf_counter()
@@ -148,19 +200,28 @@ def measure_workers(bootstrap: str, prefix: str, total: int, count: int, workdir
                 first = (now, done)
             if done >= total:
                 break
-            if int(now * 10) % 20 == 0:
-                progress(f"{count} worker(s): committed {done}/{total}")
-            if now - launched > timeout_s or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"workers did not finish: committed {done}/{total}")
+            if done != moved[1]:
+                moved = (now, done)
+            if now - last_report >= 5:
+                last_report = now
+                progress(f"{count} {label}(s): committed {done}/{total}")
+            stalled = now - moved[0] > stall_s
+            if stalled or now - launched > timeout_s or any(p.poll() is not None for p in procs):
+                log = (workdir / f"{group}-0.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{label} did not finish: committed {done}/{total}\n{log}")
             time.sleep(0.1)
     finally:
-        stop_workers(procs)
+        peaks = stop_workers(procs)
         admin.close()
     assert first is not None
-    steady = (total - first[1]) / max(1e-6, now - first[0])
-    return {"workers": count, "events_per_s": round(steady),
+    if first[1] < total and now > first[0]:
+        steady, basis = (total - first[1]) / (now - first[0]), "between commits"
+    else:  # all done by the first commit seen (a small input): start-up included
+        steady, basis = total / max(1e-6, now - launched), "wall incl. start-up"
+    return {"processes": count, "events": total, "events_per_s": round(steady),
+            "rate_basis": basis,
             "first_commit_after_s": round(first[0] - launched, 2),
-            "wall_s": round(now - launched, 2)}
+            "wall_s": round(now - launched, 2), "peak_rss_mb": peaks}
 
 
 def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float,
@@ -216,7 +277,7 @@ def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float,
         stop.set()
         producer.close()
     finally:
-        stop_workers(procs)
+        peaks = stop_workers(procs)
     end_to_end.sort()
     to_record.sort()
     return {
@@ -225,6 +286,7 @@ def measure_latency(bootstrap: str, workdir: Path, rate: int, seconds: float,
         "to_record_created_p50_ms": _ms(to_record, 0.50),
         "to_record_created_p99_ms": _ms(to_record, 0.99),
         "worker_ready_after_s": warm,
+        "peak_rss_mb": peaks,
     }
 
 
@@ -273,6 +335,50 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def run_kafka(bootstrap: str, lines: list[bytes], workdir: Path, partitions: int = 6,
+              workers: tuple[int, ...] = (1, 2), latency_rate: int = 1000,
+              latency_seconds: float = 15.0, faust_peer: bool = True,
+              faust_peer_events: int = 0) -> dict[str, Any]:
+    """Everything on one pre-published topic: ceiling, workers, the Faust peer, latency.
+
+    The worker runs and the peer each use a fresh consumer group on the same topic, so
+    they read the very same messages; the raw ceiling reads them too, in the same run.
+    The peer stops after ``faust_peer_events`` (0: all) when the whole stream would take
+    it too long; its rate is measured the same way over that prefix.
+    """
+    prefix = f"bench.{uuid.uuid4().hex[:8]}."
+    topics = Topics.with_prefix(prefix)
+    create_topic_set(bootstrap, topics, partitions=partitions)
+    summary: dict[str, Any] = {"partitions": partitions}
+    summary["publish"] = publish_lines(bootstrap, topics.events, lines)
+    progress(f"published {summary['publish']}")
+    total = summary["publish"]["events"]
+    ceiling = asyncio.run(_raw_ceiling(bootstrap, topics.events, partitions, total))
+    summary["raw_getmany_events_per_s"] = round(ceiling)
+    progress(f"raw getmany {round(ceiling)} events/s")
+    summary["worker_runs"] = []
+    for count in workers:
+        run = measure_workers(bootstrap, prefix, total, count, workdir)
+        progress(f"{count} worker(s): {run['events_per_s']} events/s")
+        summary["worker_runs"].append(run)
+    one = next((r for r in summary["worker_runs"] if r["processes"] == 1), None)
+    if one is not None:
+        summary["one_worker_vs_ceiling"] = round(one["events_per_s"] / max(ceiling, 1), 3)
+    if faust_peer:
+        target = min(total, faust_peer_events) if faust_peer_events > 0 else total
+        peer = measure_workers(bootstrap, prefix, target, 1, workdir,
+                               command=faust_peer_command, label="faust-agent")
+        progress(f"faust agent peer: {peer['events_per_s']} events/s")
+        summary["faust_agent_peer"] = peer
+        if one is not None:
+            summary["one_worker_vs_faust_agent"] = round(
+                one["events_per_s"] / max(peer["events_per_s"], 1), 2)
+    if latency_seconds > 0:
+        summary["latency"] = measure_latency(bootstrap, workdir, latency_rate, latency_seconds)
+        progress(f"latency {summary['latency']}")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=100_000)
@@ -281,28 +387,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--no-faust-peer", action="store_true")
     args = parser.parse_args(argv)
-    summary: dict[str, Any] = {"events": args.events, "partitions": args.partitions}
+    from events.sample import StreamSpec, generate
+
+    spec = StreamSpec(events=args.events, households=max(1000, args.events // 10), seed=42)
+    lines = [line.text.encode() for line in generate(spec)]
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory(
         prefix="jiahe-bench-"
     ) as tmp:
-        workdir = Path(tmp)
-        prefix = f"bench.{uuid.uuid4().hex[:8]}."
-        topics = Topics.with_prefix(prefix)
-        create_topic_set(bootstrap, topics, partitions=args.partitions)
-        summary["publish"] = publish_sample(bootstrap, topics.events, args.events)
-        progress(f"published {summary['publish']}")
-        total = summary["publish"]["events"]
-        ceiling = asyncio.run(_raw_ceiling(bootstrap, topics.events, args.partitions, total))
-        summary["raw_getmany_events_per_s"] = round(ceiling)
-        progress(f"raw getmany {round(ceiling)} events/s")
-        summary["worker_runs"] = [
-            measure_workers(bootstrap, prefix, total, count, workdir) for count in args.workers
-        ]
-        if args.latency_seconds > 0:
-            summary["latency"] = measure_latency(bootstrap, workdir, args.latency_rate,
-                                                 args.latency_seconds)
-    print(json.dumps(summary, indent=2))
+        summary = run_kafka(bootstrap, lines, Path(tmp), args.partitions, tuple(args.workers),
+                            args.latency_rate, args.latency_seconds, not args.no_faust_peer)
+    print(json.dumps({"events": args.events, **summary}, indent=2))
     return 0
 
 

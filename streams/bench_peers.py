@@ -15,8 +15,9 @@
   SQLite recorder has no subscriptions, so ``ProjectionRunner`` cannot follow it;
   the catch-up does what the runner's thread does: select notifications by topic,
   convert, ``process_event``).
-* ``run_faust_agent_peer``: an idiomatic per-event Faust agent — owned by the Kafka
-  engineer (``streams/bench_kafka.py``); only a hook here.
+* the idiomatic per-event Faust agent peer needs a broker: it is
+  :mod:`streams.bench_faust_peer`, run by :func:`streams.bench_kafka.run_kafka` on the
+  same topic as jiahe's worker.
 
 ``ledger_from_records`` turns jiahe's lifecycle records (``Replay`` output) into
 the same (warning_id → level, status) ledger, so the two are compared exactly.
@@ -365,15 +366,6 @@ def jiahe_ledger(lines: Iterable[bytes | str], as_of: int | None = None) -> Ledg
     records = replay.feed_all(lines)
     records.extend(replay.finish(as_of))
     return ledger_from_records(records)
-
-
-def run_faust_agent_peer(bootstrap: str, topic: str, events: int) -> dict[str, Any]:
-    """Hook: an idiomatic per-event Faust agent with a Faust table over the same stream.
-
-    Owned by the Kafka runtime's engineer (``streams/bench_kafka.py`` starts the
-    broker and publishes the stream); not implemented here.
-    """
-    raise NotImplementedError("the Faust agent peer lives with the Kafka benchmark")
 
 
 def _stream(events: int, households: int, path: Path) -> list[bytes]:

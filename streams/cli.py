@@ -164,21 +164,46 @@ def sample(out: Path, events: int, households: int, seed: int) -> None:
 
 
 @main.command()
-@click.option("--quick", is_flag=True, help="A small stream (seconds), for CI smoke runs.")
-@click.option("--events", type=int, help="Stream size (default 300k; 30k with --quick).")
+@click.option("--quick", is_flag=True,
+              help="CI smoke: 20k events, 200k analytics events, short runs (< 2 min).")
+@click.option("--events", type=int, help="Stream size (default 1M; 20k with --quick).")
+@click.option("--households", type=int, help="Default: events / 10 (100k for 1M).")
+@click.option("--analytics-events", type=int, help="Warehouse size (default 10M).")
+@click.option("--analytics-runs", type=int, help="Timed runs per query (default 20).")
+@click.option("--eventsourcing-events", type=int,
+              help="Prefix the eventsourcing peer processes (default 50k; 0 = all).")
+@click.option("--faust-peer-events", type=int,
+              help="Prefix the Faust agent peer processes (default 100k; 0 = all).")
+@click.option("--latency-seconds", type=float, help="Length of the latency run (default 15).")
+@click.option("--bootstrap", envvar="JIAHE_KAFKA_BOOTSTRAP",
+              help="Use this broker (default: start a private one, stop it after).")
+@click.option("--no-embedded", is_flag=True)
+@click.option("--no-kafka", is_flag=True)
+@click.option("--no-peers", is_flag=True)
+@click.option("--no-analytics", is_flag=True)
+@click.option("--only", "only", multiple=True,
+              type=click.Choice(["embedded", "kafka", "peers", "analytics"]),
+              help="Run only these sections (repeatable).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results as JSON.")
-def bench(quick: bool, events: int | None, json_out: Path | None) -> None:
-    """Benchmarks of the embedded runtime (see BENCHMARKS in the README)."""
-    from rich.table import Table
-
+def bench(quick: bool, events: int | None, households: int | None,
+          analytics_events: int | None, analytics_runs: int | None,
+          eventsourcing_events: int | None, faust_peer_events: int | None,
+          latency_seconds: float | None, bootstrap: str | None, no_embedded: bool,
+          no_kafka: bool, no_peers: bool, no_analytics: bool, only: tuple[str, ...],
+          json_out: Path | None) -> None:
+    """Issue 6's benchmarks on one stream: embedded, Kafka, peers, analytics, RSS."""
     from streams.bench import run
+    from streams.bench_suite import SECTIONS, render
 
-    results = run(quick, events)
-    table = Table("measure", "value", title="jiahe bench — embedded runtime")
-    for key, value in results["embedded"].items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-    console.print(table)
+    skipped = {name for name, off in (("embedded", no_embedded), ("kafka", no_kafka),
+                                      ("peers", no_peers), ("analytics", no_analytics)) if off}
+    sections = tuple(s for s in SECTIONS if (not only or s in only) and s not in skipped)
+    results = run(quick, events, households=households, analytics_events=analytics_events,
+                  analytics_runs=analytics_runs, eventsourcing_events=eventsourcing_events,
+                  faust_peer_events=faust_peer_events, latency_seconds=latency_seconds,
+                  bootstrap=bootstrap, sections=sections)
+    render(results, console)
     if json_out:
         json_out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
 
@@ -186,7 +211,7 @@ def bench(quick: bool, events: int | None, json_out: Path | None) -> None:
 def _register_runtimes() -> None:
     from api import cli as cli_api
     from rules import cli_rules
-    from streams import cli_embedded, cli_kafka, cli_privacy, cli_verify
+    from streams import cli_embedded, cli_kafka, cli_privacy, cli_soak, cli_verify
 
     cli_embedded.register(main)
     cli_kafka.register(main)
@@ -194,6 +219,7 @@ def _register_runtimes() -> None:
     cli_rules.register(main)
     cli_verify.register(main)
     cli_privacy.register(main)
+    cli_soak.register(main)
 
 
 _register_runtimes()

@@ -109,13 +109,19 @@ def run_process(runtime: EmbeddedRuntime, clock: Clock, project: bool = True) ->
     return result
 
 
-def _publish_to_kafka(file: Path, bootstrap: str, outbox: Path) -> None:
-    """Through the publisher SDK: validate, keep in the durable outbox, send with acks=all."""
+def _publish_to_kafka(file: Path, bootstrap: str, outbox: Path, home: Path) -> None:
+    """Through the publisher SDK: validate, seal personal fields with the home's key store
+    (events.keystore), keep in the durable outbox, send with acks=all."""
+    from events.keystore import kafka_keyring
     from events.publisher import publish_file
     from streams.cli import console
 
     outbox.parent.mkdir(parents=True, exist_ok=True)
-    result = publish_file(file, bootstrap, outbox)
+    keyring = kafka_keyring(home)
+    try:
+        result = publish_file(file, bootstrap, outbox, keyring=keyring)
+    finally:
+        keyring.close()
     console.print(
         f"published {file} → {bootstrap}: received {result.received}, accepted "
         f"{result.accepted}, duplicate {result.duplicates}, rejected {result.rejected}; "
@@ -141,7 +147,8 @@ def register(main: click.Group) -> None:
     def publish(ctx: click.Context, file: Path, bootstrap: str | None, outbox: Path | None) -> None:
         """Validate FILE (JSONL) and append it to the log; prints accepted/duplicate/rejected."""
         if bootstrap:
-            _publish_to_kafka(file, bootstrap, outbox or ctx.obj["home"] / "outbox.sqlite3")
+            _publish_to_kafka(file, bootstrap, outbox or ctx.obj["home"] / "outbox.sqlite3",
+                              ctx.obj["home"])
             return
         runtime = open_runtime(ctx)
         try:

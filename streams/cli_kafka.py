@@ -135,6 +135,8 @@ def worker_command(
     home = _home(ctx)
     topics = Topics.with_prefix(topic_prefix)
     limit = _as_of(as_of)
+    if pack is not None:
+        _refuse_surge_rules(pack)
     try:
         partitions = check_topics(bootstrap, topics, changelog_topic_name(app_id), partitions)
     except RuntimeError as exc:
@@ -151,6 +153,26 @@ def worker_command(
     clock = f"event time as of {format_instant(limit)}" if limit is not None else "wall clock"
     click.echo(f"worker {app_id}: {topics.events} → {topics.warnings} ({clock})", err=True)
     run_worker(settings, home)
+
+
+def _refuse_surge_rules(pack: Path) -> None:
+    """Surge rules count a whole district, across partitions: one worker cannot see that.
+
+    Refused before the worker starts rather than silently ignored, so an operator who
+    relies on them knows to run them on the embedded runtime (``jiahe process``).
+    """
+    from rules.pack import RulePackError, load_pack
+
+    try:
+        loaded = load_pack(pack)
+    except RulePackError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pack") from exc
+    if loaded.surges:
+        names = ", ".join(rule.id for rule in loaded.surges)
+        raise click.BadParameter(
+            f"surge rules ({names}) run on the embedded runtime only (`jiahe process`); "
+            "the Kafka worker sees one partition's households, not a whole district",
+            param_hint="--pack")
 
 
 def register(main_group: click.Group) -> None:

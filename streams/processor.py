@@ -11,13 +11,24 @@ has, which its idempotent writes absorb (at-least-once, idempotent effects).
 
 Deadlines: with an event-time clock they fire once the end of the log is
 reached (up to ``as_of``); with the wall clock, after every batch.
+
+Rule state is kept decoded in a bounded cache (``state_cache`` households,
+default ``DEFAULT_STATE_CACHE``, or ``$JIAHE_STATE_CACHE``), least recently
+used first out. The bound is what keeps memory flat whatever the number of
+households: every state in the cache after a commit is also stored in
+``household_state`` (or is a fresh, never-changed state), so evicting one loses
+nothing and a miss reloads it, one query per batch for all misses. A batch may
+exceed the bound for its own duration: every household it touches stays in
+memory until its commit.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -28,6 +39,7 @@ from projections.sink import WarehouseSink
 from rules.engine import Engine, Record
 from rules.replay import Counts, fire_due
 from rules.state import HouseholdState
+from rules.surge import SurgeTracker
 from streams.clock import Clock
 from streams.sqlite_log import LogEntry, SqliteLog
 
@@ -35,6 +47,28 @@ CONSUMER = "processor"
 EVENTS_CONSUMER = "warehouse.events"
 LIFECYCLE_CONSUMER = "warehouse.lifecycle"
 MAX_OCCURRED_KEY = "processor.max_occurred"
+#: meta key of the surge rules' state (rules.surge), committed with every batch.
+SURGE_STATE_KEY = "processor.surges"
+#: Households whose decoded rule state stays in memory between batches. ~1–2 KB
+#: each, so ~100–200 MB at the default; a bigger cache saves reloads (a miss
+#: costs a SQLite read + ``HouseholdState.from_bytes``, ~10 µs) when many
+#: households recur within a short stretch of the log.
+DEFAULT_STATE_CACHE = 100_000
+STATE_CACHE_ENV = "JIAHE_STATE_CACHE"
+
+
+def state_cache_setting(value: int | None = None) -> int:
+    """The state-cache size: ``value``, else ``$JIAHE_STATE_CACHE``, else the default."""
+    if value is None:
+        raw = os.environ.get(STATE_CACHE_ENV, "").strip()
+        try:
+            value = int(raw) if raw else DEFAULT_STATE_CACHE
+        except ValueError:
+            message = f"{STATE_CACHE_ENV}={raw!r}: expected a number of households"
+            raise ValueError(message) from None
+    if value < 1:
+        raise ValueError(f"state cache must hold at least 1 household, got {value}")
+    return value
 
 
 @dataclass
@@ -64,7 +98,7 @@ class _Batch:
 
 
 class EmbeddedProcessor:
-    """Engine + SQLite log; state cached in memory for the run, persisted per batch.
+    """Engine + SQLite log; state persisted per batch, a bounded LRU of it kept decoded.
 
     An instance that raised must be discarded: its in-memory state may be ahead
     of the last commit (a new instance reloads from the log).
@@ -76,14 +110,24 @@ class EmbeddedProcessor:
         engine: Engine,
         batch_size: int = 5000,
         sink: WarehouseSink | None = None,
+        state_cache: int | None = None,
     ) -> None:
         self.log = log
         self.engine = engine
         self.batch_size = batch_size
         self.sink = sink
+        self.state_cache = state_cache_setting(state_cache)
+        #: The cache: insertion order is recency order (a hit moves to the end).
         self.states: dict[str, HouseholdState] = {}
         self._max_occurred = self._stored_max_occurred()
-        # With no stored state, every household not yet in memory is new: skip the lookups.
+        #: District surge rules (pack ``kind: surge``); None when the pack has none.
+        self.surges = (
+            SurgeTracker.restore(engine.pack, self._meta_value(SURGE_STATE_KEY))
+            if engine.pack.surges
+            else None
+        )
+        # With no stored state, every household never seen by this run is new: skip the
+        # lookups. Only until the first eviction: an evicted household is stored.
         self._store_empty = (
             log.db.execute("SELECT 1 FROM household_state LIMIT 1").fetchone() is None
         )
@@ -104,6 +148,7 @@ class EmbeddedProcessor:
             batch = self._apply_entries(entries, report)
             if clock.live:
                 self._fire_into(batch, clock.limit(self._max_occurred))
+                self._close_days(batch, clock.limit(self._max_occurred), self._max_occurred)
             self._commit(batch, report)
             position = entries[-1].position
             report.batches += 1
@@ -113,6 +158,7 @@ class EmbeddedProcessor:
         batch = _Batch()
         if limit is not None:
             self._fire_into(batch, limit)
+            self._close_days(batch, limit)
         self._commit(batch, report, final=True)
         report.fired_at_end = len(batch.records)
         return report
@@ -157,6 +203,8 @@ class EmbeddedProcessor:
             elif outcome.status == "processed":
                 batch.dirty.add(item.household_id)
                 batch.records.extend(outcome.records)
+                if self.surges is not None:
+                    self.surges.observe(item.event, item.occurred_us)
                 if self._max_occurred is None or item.occurred_us > self._max_occurred:
                     self._max_occurred = item.occurred_us
         return batch
@@ -171,6 +219,20 @@ class EmbeddedProcessor:
         batch.dirty.update(due)
         batch.records.extend(fire_due(self.engine, {h: self.states[h] for h in due}, limit))
 
+    def _close_days(self, batch: _Batch, limit: int | None, seen: int | None = None) -> None:
+        """Surge rules: evaluate the day closes ≤ ``limit`` (and, mid-log, ≤ ``seen``).
+
+        Mid-log the closes wait for the data (``seen``: the latest occurred_at
+        processed), so a backlog read with the wall clock is judged as it
+        arrives, not all at once on its first batch; at the end of the log
+        every close the clock reached is evaluated.
+        """
+        if self.surges is None or limit is None:
+            return
+        if seen is not None:
+            limit = min(limit, seen)
+        batch.records.extend(self.surges.close_until(limit))
+
     def _commit(self, batch: _Batch, report: ProcessReport, final: bool = False) -> None:
         with self.log.transaction():
             seqs = self.log.append_lifecycle(batch.records)
@@ -182,11 +244,17 @@ class EmbeddedProcessor:
                     "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                     (MAX_OCCURRED_KEY, str(self._max_occurred).encode()),
                 )
+            if self.surges is not None:
+                self.log.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (SURGE_STATE_KEY, self.surges.to_bytes()),
+                )
             if batch.last_position is not None:
                 self.log.set_checkpoint(CONSUMER, batch.last_position)
             if self.sink is not None:
                 self._project(batch, seqs, final)
         report.records.update(record["type"] for record in batch.records)
+        self._evict()
 
     def _project(self, batch: _Batch, seqs: list[int], final: bool) -> None:
         """Queue this batch for the warehouse; flush inside the open transaction when due.
@@ -213,7 +281,15 @@ class EmbeddedProcessor:
             self.log.set_checkpoint(LIFECYCLE_CONSUMER, self._queued_seq)
 
     def _load(self, household_ids: set[str]) -> None:
-        missing = {h for h in household_ids if h not in self.states}
+        """Bring these households' states into the cache, most recently used last."""
+        states = self.states
+        missing = set()
+        for household_id in household_ids:
+            state = states.pop(household_id, None)
+            if state is None:
+                missing.add(household_id)
+            else:
+                states[household_id] = state
         if not missing:
             return
         stored = {} if self._store_empty else self.log.load_states(missing)
@@ -223,10 +299,23 @@ class EmbeddedProcessor:
                 HouseholdState.from_bytes(blob) if blob else HouseholdState()
             )
 
+    def _evict(self) -> None:
+        """Trim the cache to its bound; call only after a commit (every entry is stored)."""
+        excess = len(self.states) - self.state_cache
+        if excess <= 0:
+            return
+        for household_id in list(islice(self.states, excess)):
+            del self.states[household_id]
+        self._store_empty = False
+
     def _save(self, household_ids: set[str]) -> None:
         self.log.save_states(
             (h, self.states[h].to_bytes(), self.states[h].next_due) for h in sorted(household_ids)
         )
+
+    def _meta_value(self, key: str) -> bytes | None:
+        row = self.log.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def _stored_max_occurred(self) -> int | None:
         row = self.log.db.execute(

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE TABLE IF NOT EXISTS lifecycle (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    household_id TEXT NOT NULL,
+    -- NULL for a district-level record (rules.surge): it has no household
+    household_id TEXT,
     warning_id   TEXT NOT NULL,
     type         TEXT NOT NULL,
     body         BLOB NOT NULL,
@@ -105,6 +106,33 @@ CREATE TABLE IF NOT EXISTS crypto_problems (
 """
 
 
+def _lifecycle_household_nullable(db: sqlite3.Connection) -> None:
+    """Logs made before district-level (surge) records said household_id NOT NULL: rebuild once.
+
+    SQLite cannot drop a NOT NULL in place; the rows move unchanged (same seq,
+    body and hash chain) into the table ``SCHEMA`` now creates.
+    """
+
+    def strict() -> bool:
+        columns = db.execute("PRAGMA table_info(lifecycle)").fetchall()
+        return any(name == "household_id" and notnull for _, name, _, notnull, *_ in columns)
+
+    if not strict():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if strict():  # another process may have migrated while this one waited
+            db.execute("ALTER TABLE lifecycle RENAME TO lifecycle_strict_household")
+            ddl = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS lifecycle") :]
+            db.execute(ddl[: ddl.index(");") + 2])
+            db.execute("INSERT INTO lifecycle SELECT * FROM lifecycle_strict_household")
+            db.execute("DROP TABLE lifecycle_strict_household")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 @dataclass
 class PublishCounts:
     """What happened to published input: received = accepted + duplicates + rejected."""
@@ -147,6 +175,7 @@ class SqliteLog:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB of page cache
         self.db.executescript(SCHEMA)
+        _lifecycle_household_nullable(self.db)
         self.master_key_path = master_key or path.parent / MASTER_KEY_FILE
         self.keyring = Keyring(self, self.master_key_path)
 
@@ -357,10 +386,15 @@ class SqliteLog:
     # -- rule state ---------------------------------------------------------
 
     def load_states(self, household_ids: Iterable[str]) -> dict[str, bytes]:
+        """Stored states of these households (absent: none stored).
+
+        Chunks of 5,000 ids: one statement for a whole batch of the processor
+        (SQLite ≥ 3.32 allows 32,766 parameters), as it reloads evicted states.
+        """
         ids = list(household_ids)
         out: dict[str, bytes] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
             marks = ",".join("?" * len(chunk))
             for household_id, blob in self.db.execute(
                 f"SELECT household_id, state FROM household_state WHERE household_id IN ({marks})",

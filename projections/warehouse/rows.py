@@ -141,7 +141,8 @@ def lifecycle_table(
         cols["type"].append(kind)
         cols["warning_id"].append(record["warning_id"])
         cols["rule_id"].append(info.rule_id if info else None)
-        cols["household_key"].append(key_of(record["household_id"]))
+        household = record.get("household_id")  # None: a district-level warning
+        cols["household_key"].append("" if household is None else key_of(household))
         cols["level"].append(info.level if info else None)
         cols["org_unit"].append(org_unit)
         cols["district"].append(district_of(org_unit) if org_unit else None)

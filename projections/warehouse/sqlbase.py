@@ -69,6 +69,23 @@ class SqlWarehouse(ABC):
     def ensure_schema(self) -> None:
         for statement in schema.ddl():
             self._execute(statement)
+        for aggregate in schema.AGGREGATE_DEFINITIONS:
+            self._execute(aggregate.create)
+            for view in aggregate.views():
+                self._execute(view)
+            self._backfill_if_missing(aggregate)
+
+    def _backfill_if_missing(self, aggregate: schema.Aggregate) -> None:
+        """Fill a pre-aggregate that is empty while its sources are not: added to an
+        existing warehouse (or a start that died before its backfill). Rows inserted
+        meanwhile reach it twice, through the view and the backfill: harmless, the
+        aggregates are idempotent."""
+        if self.query(f"SELECT count() FROM {aggregate.table}").rows[0][0]:
+            return
+        sources = {source for _, source, _ in aggregate.feeds}
+        if any(self.query(f"SELECT count() FROM {t}").rows[0][0] for t in sorted(sources)):
+            for statement in aggregate.backfill():
+                self._execute(statement)
 
     def write_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         if not events:
@@ -83,7 +100,8 @@ class SqlWarehouse(ABC):
         raises = {r["warning_id"]: raise_info(r) for r in records if r["type"] == RAISED}
         missing = {r["warning_id"] for r in records if r["warning_id"] not in raises}
         raises.update(self._known_raises(missing))
-        self._write_directory(self._keys(r["household_id"] for r in records))
+        households = (r.get("household_id") for r in records)
+        self._write_directory(self._keys(h for h in households if h is not None))
         self._insert(schema.LIFECYCLE, lifecycle_table(records, self._key_of, raises))
 
     def query(self, sql: str) -> QueryResult:
@@ -96,7 +114,7 @@ class SqlWarehouse(ABC):
 
     def reset(self) -> None:
         self._directory_written.clear()
-        for table in schema.TABLES:
+        for table in (*schema.TABLES, *schema.AGGREGATES):
             self._execute(f"TRUNCATE TABLE IF EXISTS {table}")
 
     def _keys(self, household_ids: Iterable[str]) -> dict[str, str]:

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from events.codec import Rejected, decode
+from events.codec import Rejected
+from events.sealed import decode_sealed
 from rules.engine import Engine, Record
 from rules.replay import Counts
 from rules.state import HouseholdState
@@ -131,7 +132,8 @@ class BatchProcessor:
                     dead_letter(message, "event: empty message (tombstone)", "decode")
                 )
                 continue
-            decoded = decode(message.value)
+            # Publishers seal personal fields (events.keystore); the rules never read them.
+            decoded = decode_sealed(message.value)
             if isinstance(decoded, Rejected):
                 counts.add("rejected", decoded.reason)
                 result.dead_letters.append(dead_letter(message, decoded.reason, "decode"))

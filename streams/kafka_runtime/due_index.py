@@ -13,6 +13,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
+#: A partition's heap is compacted when it holds more than this many entries and more
+#: than twice as many as there are live deadlines in the whole index.
+COMPACT_AT = 1024
+
 
 class DueIndex:
     def __init__(self) -> None:
@@ -31,7 +35,22 @@ class DueIndex:
         if self._current.get(household_id) == entry:
             return
         self._current[household_id] = entry
-        heapq.heappush(self._heaps.setdefault(partition, []), (next_due, household_id))
+        heap = self._heaps.setdefault(partition, [])
+        heapq.heappush(heap, (next_due, household_id))
+        if len(heap) > COMPACT_AT and len(heap) > 2 * len(self._current):
+            self._compact(partition)
+
+    def _compact(self, partition: int) -> None:
+        """Drop the stale entries of one partition's heap.
+
+        Without this, a household whose next deadline moves later (a new warning, a
+        later gap) leaves its old entry behind until that old time comes: in a live
+        worker that is days, and the heap grew with every event in a soak.
+        """
+        heap = [(due, household_id) for due, household_id in self._heaps[partition]
+                if self._current.get(household_id) == (due, partition)]
+        heapq.heapify(heap)
+        self._heaps[partition] = heap
 
     def replace_partition(
         self, partition: int, items: Iterable[tuple[str, int | None]]

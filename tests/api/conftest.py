@@ -35,6 +35,7 @@ MAX_ATTEMPTS = 3
 USERS = {
     "cadre102": ("cadre", "230102001001"),
     "chair102": ("chair", "230102000000"),
+    "chair-street": ("chair", "230102001000"),  # a street chair of 道里区
     "chair103": ("chair", "230103000000"),
     "admin": ("city_admin", "230100000000"),
     "analyst": ("analyst", "230100000000"),

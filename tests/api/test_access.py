@@ -23,6 +23,9 @@ ENDPOINTS = [
     ("POST", "/v1/subscriptions"),
     ("POST", "/v1/alerts/{w}/acknowledge"),
     ("POST", "/v1/alerts/{w}/resolve"),
+    ("POST", "/v1/alerts/{w}/assign"),
+    ("GET", "/v1/subscriptions/{s}/dead-letters"),
+    ("POST", "/v1/subscriptions/{s}/redeliver"),
     ("DELETE", "/v1/subscriptions/{s}"),
 ]
 
@@ -60,6 +63,8 @@ def _request(api: Api, world: dict[str, Any], method: str, path: str, user: str 
                       "secret": "s" * 16}
     elif path.endswith("/resolve"):
         kw["json"] = {"note": "matrix"}
+    elif path.endswith("/assign"):
+        kw["json"] = {"assignee": "chair102"}
     return api.call(method, path, user, **kw)
 
 
@@ -72,7 +77,7 @@ def test_no_token_is_401(api: Api, world: dict[str, Any], method: str, path: str
 
 
 ROLE_ALLOWED = {
-    "cadre102": {"/v1/events"},
+    "cadre102": {"/v1/events", "/v1/alerts/{w}/assign"},
     "analyst": {"/v1/kpis"},
 }
 
@@ -94,6 +99,9 @@ OUT_OF_SCOPE = {
     "/v1/subscriptions": 403,  # POST
     "/v1/alerts/{w}/acknowledge": 404,
     "/v1/alerts/{w}/resolve": 404,
+    "/v1/alerts/{w}/assign": 404,
+    "/v1/subscriptions/{s}/dead-letters": 404,
+    "/v1/subscriptions/{s}/redeliver": 404,
     "/v1/subscriptions/{s}": 404,
 }
 
@@ -102,7 +110,7 @@ OUT_OF_SCOPE = {
 def test_chair_never_sees_or_acts_outside(api: Api, world: dict[str, Any], method: str,
                                           path: str) -> None:
     response = _request(api, world, method, path, "chair102", own=False)
-    expected = OUT_OF_SCOPE.get(path, 200) if method != "GET" else 200
+    expected = OUT_OF_SCOPE.get(path, 200) if method != "GET" or "{" in path else 200
     assert response.status_code == expected, response.text
     for secret in (world["w103"], world["s103"], "hh-m-103", "hh-g-103", "230103"):
         assert secret not in response.text, (path, secret)

@@ -81,6 +81,23 @@ def test_dead_letter_after_max_attempts(api: Api, receiver: Receiver) -> None:
     assert dead() == [(warning_id, "warning.raised", MAX_ATTEMPTS, "HTTP 500")]
     assert len(receiver.at("/down")) == MAX_ATTEMPTS
 
+    listed = api.call("GET", f"/v1/subscriptions/{sub}/dead-letters", "chair102").json()
+    assert listed["count"] == 1
+    assert listed["dead_letters"][0]["warning_id"] == warning_id
+    assert listed["dead_letters"][0]["last_error"] == "HTTP 500"
+
+    receiver.plan["/down"] = []  # the receiver is fixed: the chair re-drives the alert
+    redriven = api.call("POST", f"/v1/subscriptions/{sub}/redeliver", "chair102")
+    assert redriven.status_code == 200 and redriven.json() == {"requeued": 1}
+    wait_until(lambda: len(receiver.at("/down")) == MAX_ATTEMPTS + 1)
+    time.sleep(0.5)  # delivered once, not again
+    assert len(receiver.at("/down")) == MAX_ATTEMPTS + 1
+    assert _valid(receiver.at("/down")[-1])
+    assert api.call("GET", f"/v1/subscriptions/{sub}/dead-letters",
+                    "chair102").json()["count"] == 0
+    assert api.call("POST", f"/v1/subscriptions/{sub}/redeliver",
+                    "chair102").json() == {"requeued": 0}
+
 
 def test_escalation_is_delivered(api: Api, receiver: Receiver) -> None:
     """A red warning raised 30 h ago is past its 24 h SLA: the wall clock escalates it."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from events.sample import StreamSpec, write_jsonl
 
 EMBEDDED_KEYS = {
@@ -19,13 +17,12 @@ EMBEDDED_KEYS = {
 }
 
 
-def test_embedded_quick_run_returns_keys() -> None:
+def test_embedded_bench_returns_keys(tmp_path: Path) -> None:
     from streams import bench
 
-    results = bench.run(quick=True, events=600)
-    assert set(results) >= {"machine", "embedded"}
-    assert set(results["embedded"]) >= EMBEDDED_KEYS
-    assert results["embedded"]["events"] == 600
+    results = bench.run_embedded_bench(600, 100, tmp_path)
+    assert set(results) >= EMBEDDED_KEYS
+    assert results["events"] == 600
 
 
 def test_rss_bench_reports_households(tmp_path: Path) -> None:
@@ -65,22 +62,14 @@ def test_eventsourcing_peer_run_returns_keys() -> None:
     assert {"events_per_s", "jiahe_replay_events_per_s", "jiahe_speedup"} <= set(peer)
 
 
-def test_faust_peer_is_a_hook() -> None:
-    import eventsourcing  # noqa: F401  # a test dependency (pyproject): never skipped
-
-    from streams import bench_peers
-
-    with pytest.raises(NotImplementedError):
-        bench_peers.run_faust_agent_peer("127.0.0.1:9092", "jiahe.events", 10)
-
-
 def test_analytics_quick_run_returns_keys() -> None:
     from streams import bench_analytics
 
     report = bench_analytics.run(events=3000, households=300, runs=2, chunk=1000, optimize=True)
     assert report["load"]["events"] == 3000
     for phase in ("as_loaded", "after_optimize"):
-        assert set(report[phase]) == set(bench_analytics.queries(0, "230102"))
+        assert set(report[phase]) == (set(bench_analytics.dashboard_queries(0, "230102"))
+                                      | set(bench_analytics.other_queries(0, "230102")))
         for stats in report[phase].values():
-            assert {"p50_ms", "p95_ms", "runs", "rows"} <= set(stats)
-    assert report["as_loaded"]["ledger_warnings"]["rows"] > 0
+            assert {"p50_ms", "p95_ms", "rows"} <= set(stats)
+    assert report["as_loaded"]["warnings_full_as_of"]["rows"] > 0

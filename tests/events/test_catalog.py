@@ -25,6 +25,7 @@ from tests.helpers import (
     restored,
     visit,
 )
+from tests.rules.commands import assign
 
 INDICATORS = [
     "marital_conflict",
@@ -69,6 +70,7 @@ ONE_OF_EACH_TYPE = {
     "child.guardianship_restored": restored("h1", T0),
     "case.resolved": case_resolved("h1", T0),
     "warning.acknowledged": ack("h1", "w-0123456789abcdef", T0),
+    "warning.assigned": assign("h1", "w-0123456789abcdef", T0),
     "warning.resolved": resolve("h1", "w-0123456789abcdef", T0),
 }
 
@@ -79,7 +81,7 @@ def accepted(text: str) -> Decoded:
     return result
 
 
-def test_the_catalog_has_exactly_the_ten_v1_types():
+def test_the_catalog_has_exactly_the_eleven_v1_types():
     assert set(catalog.EVENT_TYPES) == set(ONE_OF_EACH_TYPE)
     assert set(catalog.CURRENT_VERSION.values()) == {1}
 
@@ -147,6 +149,27 @@ def test_commands_carry_the_warning_id_and_who_acted():
     assert (resolved["warning_id"], resolved["note"]) == ("w-0123456789abcdef", "settled")
 
 
+def test_an_assignment_names_the_warning_who_assigned_it_and_to_whom():
+    assigned = data_of(accepted(assign("h1", "w-0123456789abcdef", T0, "cadre-3", "chair-7")))
+    assert assigned == {"warning_id": "w-0123456789abcdef", "by": "chair-7",
+                        "assignee": "cadre-3"}
+
+
+@pytest.mark.parametrize("missing", ["warning_id", "by", "assignee"])
+def test_an_assignment_without_any_of_its_fields_is_rejected_naming_it(missing):
+    obj = json.loads(assign("h1", "w-0123456789abcdef", T0))
+    del obj["data"][missing]
+    result = decode(line(obj))
+    assert not isinstance(result, Decoded)
+    assert missing in result.reason
+
+
+def test_an_empty_assignee_is_rejected():
+    result = decode(assign("h1", "w-0123456789abcdef", T0, assignee=""))
+    assert not isinstance(result, Decoded)
+    assert "assignee" in result.reason
+
+
 def test_recorded_at_and_actor_are_optional():
     obj = json.loads(petition("h1", T0))
     assert "recorded_at" not in obj and "actor" not in obj
@@ -197,3 +220,12 @@ def test_an_event_of_any_harbin_district_community_is_accepted():
         assert accepted(petition("h1", T0, org=prefix + "105203")).event.org_unit == (
             prefix + "105203"
         )
+
+
+def test_the_json_schema_export_covers_the_assignment_command(tmp_path):
+    from events.schema_export import export_schemas
+
+    names = {p.name for p in export_schemas(tmp_path)}
+    assert len(names) == len(catalog.EVENT_TYPES) == 11
+    schema = json.loads((tmp_path / "warning.assigned.schema.json").read_text())
+    assert {"warning_id", "by", "assignee"} <= set(json.dumps(schema).split('"'))

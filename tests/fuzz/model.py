@@ -16,6 +16,9 @@ Readings of DESIGN.md where it is not explicit (kept deliberately simple):
   household (any child_ref), as the table says.
 * After a warning reaches city level the next escalation deadline may still be
   scheduled, but firing it changes nothing.
+* ``warning.assigned`` (added after DESIGN's table, same command rules as an
+  acknowledgement): an open warning of the household gets a record each time its
+  assignee changes; it never stops escalation.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class _W:
     handling: int = 0
     acked: bool = False
     closed: bool = False
+    assignee: str | None = None
 
 
 @dataclass
@@ -164,6 +168,14 @@ class _Sim:
             if w is not None and not w.closed and not w.acked:
                 w.acked = True
                 self.transition("warning.acknowledged", w.wid, t)
+        elif ev.type == "warning.assigned":
+            w = self.warnings.get(d["warning_id"])
+            if w is not None and not w.closed and w.assignee != d["assignee"]:
+                w.assignee = d["assignee"]
+                self.records.append({
+                    "type": "warning.assigned", "warning_id": w.wid,
+                    "household_id": self.household_id, "assignee": w.assignee, "at": iso(t),
+                })
         elif ev.type == "warning.resolved":
             w = self.warnings.get(d["warning_id"])
             if w is not None and not w.closed:

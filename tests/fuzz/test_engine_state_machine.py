@@ -4,8 +4,8 @@ A hypothesis state machine sends the same random events to ``rules.engine.Engine
 (through the codec, one ``HouseholdState`` per household, as every runtime does)
 and to the model, for three households: visits with random indicator subsets,
 petitions, mediations, follow-ups, guardianship gaps and restorations,
-case.resolved, acknowledgements and resolutions naming raised (or unknown, or
-other households') warnings, exact duplicates, conflicting re-uses of an id,
+case.resolved, acknowledgements, assignments and resolutions naming raised (or
+unknown, or other households') warnings, exact duplicates, conflicting re-uses of an id,
 time jumps, late events, and clock advances. After every step the lifecycle
 records of each household must be identical.
 """
@@ -48,6 +48,7 @@ CATEGORIES = [
 OUTCOMES = ["reconciled", "agreement", "failed", "referred"]
 ACTIONS = ["home_visit", "phone_call", "legal_aid", "psych_counselling", "police_referral",
            "shelter"]
+ASSIGNEES = ["cadre-1", "cadre-2"]
 _NS = uuid.UUID("0b7f6d1c-2f0e-4d3a-8c39-5a3b1d9e2f10")
 _ENGINE = Engine(load_pack())
 
@@ -254,6 +255,24 @@ class EngineVersusModel(RuleBasedStateMachine):
         data = {"warning_id": open_[pick % len(open_)], "by": "cadre-2"}
         kind = "warning.resolved" if resolve else "warning.acknowledged"
         self._new(kind, hh, offset, eps, ORGS[1], data)
+
+    @rule(pick=st.integers(min_value=0, max_value=10**6), offset=offsets, eps=epsilons,
+          assignee=st.sampled_from(ASSIGNEES), mismatch=st.booleans(), unknown=st.booleans(),
+          open_only=st.booleans())
+    def assign(self, pick: int, offset: Any, eps: int, assignee: str, mismatch: bool,
+               unknown: bool, open_only: bool) -> None:
+        """Assign a warning (often an open one; two assignees so repeats happen)."""
+        known = self._known_warnings()
+        if open_only:
+            known = [(hh, wid) for hh in HOUSEHOLDS for wid in self.model.open_warnings(hh)]
+        if unknown or not known:
+            hh, wid = HOUSEHOLDS[pick % len(HOUSEHOLDS)], "w-0000000000000000"
+        else:
+            hh, wid = known[pick % len(known)]
+            if mismatch and not open_only:
+                hh = HOUSEHOLDS[(HOUSEHOLDS.index(hh) + 1) % len(HOUSEHOLDS)]
+        data = {"warning_id": wid, "by": "chair-1", "assignee": assignee}
+        self._new("warning.assigned", hh, offset, eps, ORGS[0], data)
 
     @rule(hh=households, offset=offsets, eps=epsilons, org=orgs,
           extra=st.sets(st.sampled_from(["marital_conflict", "threats", "injury_observed",

@@ -132,7 +132,9 @@ class _Gen:
                 "mediation_id": f"m{rng.randint(1, 5)}",
                 "outcome": rng.choice(["reconciled", "failed"]),
             },
-            "case.resolved": lambda: {"resolution": "resolved_locally"},
+            "case.resolved": lambda: {
+                "resolution": rng.choice(["resolved_locally", "resolved_locally", "referred"])
+            },
         }
         return makers[kind]()
 

@@ -15,16 +15,19 @@ through such subclasses.
 from __future__ import annotations
 
 import random
+import statistics
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from events.instants import parse_instant, to_datetime
-from events.orgunits import district_of, street_of
-from projections import analytics, ledgers, reference
+from events.instants import format_instant, parse_instant, to_datetime
+from events.orgunits import city_of, district_of, is_within, street_of
+from projections import analytics, kpis, ledger_sql, ledgers, now, reference, schema
 from projections.pseudonym import household_key
 from projections.warehouse.base import QueryResult, Warehouse
+from projections.warehouse.sqlbase import SqlWarehouse
 from tests.projections.datagen import PERSONAL_MARK, Dataset, make_dataset
 
 CONTRACT_SECRET = b"contract-secret"
@@ -65,6 +68,59 @@ def expected(
         erased=erased,
         pseudonym_secret=CONTRACT_SECRET,
     )
+
+
+def python_kpis(data: Dataset, scope: str, as_of: int | None) -> dict[str, Any]:
+    """The KPIs computed the straightforward way: in Python over the reference warning
+    ledger and the (deduplicated) case.resolved events, as ``Services.kpis`` did."""
+    rows = [
+        r
+        for r in reference.warning_ledger(data.events, data.lifecycle, as_of)
+        if is_within(r["org_unit"], scope)
+    ]
+    by_level = {lv: Counter[str]() for lv in ("yellow", "orange", "red")}
+    for r in rows:
+        by_level[r["level"]][r["status"]] += 1
+    acks = [r["minutes_to_acknowledge"] for r in rows if r["minutes_to_acknowledge"] is not None]
+    per_household = Counter(r["household_id"] for r in rows)
+    weekly: dict[str, Counter[str]] = {}
+    for r in rows:
+        year, week, _ = to_datetime(parse_instant(r["raised_at"])).isocalendar()
+        weekly.setdefault(r["district"], Counter())[f"{year}-W{week:02d}"] += 1
+    cases = {
+        e["event_id"]: e
+        for e in sorted(data.events, key=lambda e: e["offset"])
+        if e["type"] == "case.resolved"
+        and (as_of is None or parse_instant(e["occurred_at"]) <= as_of)
+        and is_within(e["org_unit"], scope)
+    }
+    resolutions = Counter(e["data"]["resolution"] for e in cases.values())
+    total = sum(resolutions.values())
+    return {
+        "scope": scope,
+        "as_of": format_instant(as_of) if as_of is not None else None,
+        "warnings": len(rows),
+        "open_by_level": {lv: c["open"] for lv, c in by_level.items()},
+        "unresolved_by_level": {lv: c["open"] + c["acknowledged"] for lv, c in by_level.items()},
+        "escalated_to": dict(
+            Counter(r["highest_handling_level"] for r in rows if r["escalations"])
+        ),
+        "median_minutes_to_acknowledge": statistics.median(acks) if acks else None,
+        "repeat_households": sum(1 for n in per_household.values() if n > 1),
+        "weekly_raised_by_district": {
+            d: dict(sorted(c.items())) for d, c in sorted(weekly.items())
+        },
+        "cases_resolved": total,
+        "share_resolved_locally": round(resolutions["resolved_locally"] / total, 4)
+        if total
+        else None,
+    }
+
+
+def scopes_of(data: Dataset) -> list[str]:
+    """A city, a district, a street and a community that hold data, and a foreign unit."""
+    unit = data.lifecycle[0]["org_unit"]
+    return [city_of(unit), district_of(unit), street_of(unit), unit, "230199000000"]
 
 
 class WarehouseContract:
@@ -342,3 +398,164 @@ class WarehouseContract:
         wh.ensure_schema()
         load(wh, data)
         assert ledgers.warning_ledger(wh) == expected(data, "warnings")
+
+    # --- KPIs ------------------------------------------------------------------
+
+    @pytest.mark.parametrize("seed", SEEDS)
+    def test_kpis_equal_python_over_the_reference_ledger(self, wh: Warehouse, seed: int) -> None:
+        data = make_dataset(seed, households=60)
+        load(wh, data)
+        for as_of in [None, *data.as_of_candidates(random.Random(seed), 4)]:
+            for scope in scopes_of(data):
+                got = kpis.kpis(wh, scope, as_of)
+                assert got == python_kpis(data, scope, as_of), (scope, as_of)
+        city = kpis.kpis(wh, scopes_of(data)[0], None)
+        assert city["warnings"] > 0 and city["repeat_households"] > 0
+        assert city["cases_resolved"] > 0 and 0 < city["share_resolved_locally"] < 1
+        assert city["median_minutes_to_acknowledge"] is not None and city["escalated_to"]
+
+    def test_kpis_of_an_empty_warehouse(self, wh: Warehouse) -> None:
+        data = Dataset()
+        for as_of in (None, parse_instant("2026-03-01T00:00:00Z")):
+            assert kpis.kpis(wh, "230100000000", as_of) == python_kpis(data, "230100000000", as_of)
+
+    def test_kpis_count_resent_rows_once(self, wh: Warehouse) -> None:
+        data = make_dataset(13, households=40)
+        load(wh, data, batch=50)
+        load(wh, Dataset(list(reversed(data.events)), list(reversed(data.lifecycle))), batch=31)
+        scope = scopes_of(data)[0]
+        assert kpis.kpis(wh, scope, None) == python_kpis(data, scope, None)
+
+    def test_kpis_leak_no_household_or_warning_id(self, wh: Warehouse) -> None:
+        data = make_dataset(14)
+        load(wh, data)
+        text = str(kpis.kpis(wh, scopes_of(data)[0], None))
+        for e in data.events:
+            assert e["household_id"] not in text
+        for r in data.lifecycle:
+            assert r["warning_id"] not in text
+
+    # --- paging ----------------------------------------------------------------
+
+    def test_ledger_pages_are_slices_of_the_ledger(self, wh: Warehouse) -> None:
+        data = make_dataset(15, households=80)
+        load(wh, data)
+        wh.erase_household(data.lifecycle[0]["household_id"])  # an erased label sorts too
+        district = district_of(data.events[0]["org_unit"])
+        as_of = data.as_of_candidates(random.Random(15), 3)[-1]
+        for name, (sql, _) in LEDGERS.items():
+            for when, where in ((None, None), (as_of, district), (None, district)):
+                full = sql(wh, when, where)
+                assert len(full) > 4, (name, when, where)
+                pages = [(1, 0), (5, 3), (None, 4), (10_000, 0), (3, len(full)), (0, 0)]
+                for limit, offset in pages:
+                    got = sql(wh, when, where, limit=limit, offset=offset)
+                    end = None if limit is None else offset + limit
+                    assert got == full[offset:end], (name, when, where, limit, offset)
+                walked: list[dict[str, Any]] = []
+                while len(walked) < len(full):
+                    walked += sql(wh, when, where, limit=4, offset=len(walked))
+                assert walked == full, name
+
+    def test_negative_page_bounds_are_refused(self, wh: Warehouse) -> None:
+        load(wh, make_dataset(16))
+        for sql, _ in LEDGERS.values():
+            with pytest.raises(ValueError, match="negative"):
+                sql(wh, limit=-1)
+            with pytest.raises(ValueError, match="negative"):
+                sql(wh, offset=-2)
+
+    # --- pre-aggregates (the "now" path) ----------------------------------------
+
+    def _facts(self, wh: Warehouse, sql: str) -> list[tuple[Any, ...]]:
+        columns = (
+            "warning_id, w_rule, w_level, w_key, w_org, raised_us, ack_us, resolved_us, "
+            "escalations, w_handling, w_handling_org, w_highest"
+        )
+        return wh.query(f"SELECT {columns} FROM {sql} ORDER BY warning_id").rows
+
+    @pytest.mark.parametrize("seed", SEEDS)
+    def test_pre_aggregated_facts_equal_the_raw_aggregate(self, wh: Warehouse, seed: int) -> None:
+        data = make_dataset(seed, households=50)
+        load(wh, data, batch=40)
+        load(wh, Dataset(data.events[::3], data.lifecycle[::2]), batch=23)  # re-sent rows
+        latest = now.latest_instant(wh)
+        assert latest is not None
+        for scope in [None, *scopes_of(data)]:
+            prefix = None if scope is None else kpis.scope_prefix(scope)
+            raw = self._facts(wh, ledger_sql.warning_facts(latest, prefix))
+            for orphans in (False, True):
+                assert self._facts(wh, now.warning_facts(prefix, orphans)) == raw, prefix
+            assert raw or scope == scopes_of(data)[-1], scope  # only the foreign unit is empty
+
+    def test_transitions_written_before_their_raise_still_count(self, wh: Warehouse) -> None:
+        data = make_dataset(17, households=40)
+        raises = [r for r in data.lifecycle if r["type"] == "warning.raised"]
+        transitions = [r for r in data.lifecycle if r["type"] != "warning.raised"]
+        load(wh, Dataset(data.events, transitions))  # no raise known yet: district ''
+        load(wh, Dataset([], raises))
+        assert now.has_orphans(wh)
+        for district in [None, district_of(raises[0]["org_unit"])]:
+            full = expected(data, "warnings", None, district)
+            assert ledgers.warning_ledger(wh, None, district) == full
+            assert ledgers.warning_ledger(wh, None, district, limit=3, offset=2) == full[2:5]
+        assert ledgers.household_ledger(wh) == expected(data, "households")
+        homes = expected(data, "households")
+        assert ledgers.household_ledger(wh, limit=6, offset=2) == homes[2:8]
+        scope = scopes_of(data)[0]
+        assert kpis.kpis(wh, scope, None) == python_kpis(data, scope, None)
+
+    def test_now_path_serves_as_of_at_or_after_the_latest_instant(self, wh: Warehouse) -> None:
+        data = make_dataset(18)
+        load(wh, data)
+        latest = now.latest_instant(wh)
+        assert latest is not None
+        assert now.resolve(wh, None) == (latest, False)
+        assert now.resolve(wh, latest) == (latest, False)
+        assert now.resolve(wh, latest - 1) == (latest - 1, None)
+        for as_of in (latest, latest + 10**9):
+            for name, (sql, _) in LEDGERS.items():
+                assert sql(wh, as_of) == expected(data, name, as_of), name
+
+    def test_pre_aggregates_are_backfilled_when_added_to_a_warehouse(self, wh: Warehouse) -> None:
+        data = make_dataset(19)
+        load(wh, data)
+        before = ledgers.warning_ledger(wh)
+        assert isinstance(wh, SqlWarehouse)  # both backends; DDL goes through _execute
+        for aggregate in schema.AGGREGATE_DEFINITIONS:  # a warehouse from before them
+            for view, _, _ in aggregate.feeds:
+                wh._execute(f"DROP VIEW {view}")
+            wh._execute(f"DROP TABLE {aggregate.table}")
+        wh.ensure_schema()
+        assert count(wh, schema.WARNING_STATE) > 0
+        assert ledgers.warning_ledger(wh) == before == expected(data, "warnings")
+        assert ledgers.household_ledger(wh) == expected(data, "households")
+        assert count(wh, schema.GUARDIANSHIP_STATE) > 0 and count(wh, schema.HOUSEHOLD_CARE) > 0
+        assert ledgers.guardianship_ledger(wh) == expected(data, "guardianship")
+        wh.ensure_schema()  # idempotent: no second backfill needed, none harmful
+        assert ledgers.warning_ledger(wh) == before
+
+    def test_now_pages_count_resent_rows_once(self, wh: Warehouse) -> None:
+        data = make_dataset(21, households=60)
+        load(wh, data, batch=37)
+        replay = Dataset(list(reversed(data.events)), list(reversed(data.lifecycle)))
+        load(wh, replay, batch=29)  # the same rows again, in other batches
+        district = district_of(data.events[0]["org_unit"])
+        for where in (None, district):
+            care = expected(data, "guardianship", None, where)
+            assert care and any(r["overdue"] for r in care), where
+            assert any(r["restored_at"] for r in care), where
+            assert ledgers.guardianship_ledger(wh, None, where) == care, where
+            assert ledgers.guardianship_ledger(wh, None, where, limit=4, offset=1) == care[1:5]
+            homes = expected(data, "households", None, where)
+            assert any(r["open_warnings"] > 1 for r in homes), where
+            for offset in range(0, len(homes), 7):
+                page = ledgers.household_ledger(wh, None, where, limit=7, offset=offset)
+                assert page == homes[offset : offset + 7], (where, offset)
+
+    def test_reset_empties_the_pre_aggregates(self, wh: Warehouse) -> None:
+        load(wh, make_dataset(20))
+        wh.reset()
+        for table in schema.AGGREGATES:
+            assert count(wh, table) == 0, table
+        assert now.latest_instant(wh) is None

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from events.catalog import EVENT_TYPES
 from tests.helpers import petition, visit
 
 JIAHE = [sys.executable, "-m", "streams.cli"]
@@ -96,7 +97,7 @@ def test_a_bad_sql_statement_is_an_error_not_a_traceback(tmp_path: Path) -> None
 def test_schema_export_writes_one_json_schema_per_event_type(tmp_path: Path) -> None:
     jiahe("schema", "export", str(tmp_path / "schemas"), home=tmp_path / "h")
     files = sorted(p.name for p in (tmp_path / "schemas").iterdir())
-    assert len(files) == 10
+    assert len(files) == len(EVENT_TYPES)
     schema = orjson.loads((tmp_path / "schemas" / "petition.received.schema.json").read_bytes())
     assert "urgent" in orjson.dumps(schema).decode()
 
@@ -129,4 +130,14 @@ def test_demo_runs_end_to_end_and_refuses_a_home_holding_other_data(tmp_path: Pa
 @pytest.mark.parametrize("fmt", ["table", "csv", "jsonl"])
 def test_ledgers_of_an_empty_home_print_no_rows(tmp_path: Path, fmt: str) -> None:
     done = jiahe("ledger", "guardianship", "--format", fmt, home=tmp_path / "empty")
+    assert "Traceback" not in done.stderr
+
+
+def test_worker_refuses_a_pack_with_surge_rules_before_it_starts(tmp_path: Path) -> None:
+    """A district surge spans partitions: the worker says so instead of ignoring the rule."""
+    pack = Path(__file__).resolve().parents[2] / "rules" / "packs" / "surge-example.yaml"
+    done = jiahe("worker", "--bootstrap", "127.0.0.1:9", "--pack", str(pack),
+                 home=tmp_path / "h", check=False)
+    assert done.returncode == 2
+    assert "embedded runtime only" in done.stderr
     assert "Traceback" not in done.stderr

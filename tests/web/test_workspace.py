@@ -339,3 +339,31 @@ def test_city_admin_overview_covers_every_district(web_api: Api, world: dict[str
     expect(page.locator('#overview-table tr[data-district="230184"] td.total')).to_have_text("0")
     shot(page, "09-admin-overview-zh.png")
     assert page.js_errors == []
+
+
+def test_chair_assigns_a_warning(web_api: Api, world: dict[str, Any], open_browser: Any) -> None:
+    """The assign dialog: a refused assignee is explained, an accepted one shows in the row
+    and in everyone's inbox (``GET /v1/alerts`` reads the lifecycle record)."""
+    page = open_browser()
+    sign_in(page, web_api, "chair102")
+    repeat = world["w102"]["hh-web-102-rep"]
+    expect(row(page, repeat).locator("td.assignee")).to_have_text("—")
+    # chair103 works in another district: the API refuses, the page says why
+    row(page, repeat).locator("button.assign").click()
+    page.fill("#assign-user", "chair103")
+    page.click("#assign-confirm")
+    expect(page.locator("#message")).to_have_attribute("data-kind", "error")
+    expect(page.locator("#message")).to_contain_text("assignee")
+    expect(row(page, repeat).locator("td.assignee")).to_have_text("—")
+
+    row(page, repeat).locator("button.assign").click()
+    page.fill("#assign-user", "cadre102")
+    page.click("#assign-confirm")
+    expect(row(page, repeat).locator("td.assignee")).to_have_text("cadre102")
+    expect(page.locator("#message")).to_contain_text("cadre102")
+    shot(page, "10-assigned-zh.png")
+    [assigned] = [r for r in alerts(web_api, "admin") if r["warning_id"] == repeat]
+    assert assigned["assignee"] == "cadre102" and assigned["status"] != "resolved"
+    assert [(c["type"], c["data"]["assignee"]) for c in log_commands(
+        web_api, "hh-web-102-rep", repeat) if c["type"] == "warning.assigned"] == [
+        ("warning.assigned", "cadre102")]

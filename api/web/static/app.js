@@ -33,6 +33,7 @@
     stream: null,
     lastEventId: null,
     resolving: null,
+    assigning: null,
     messageTimer: null,
   };
 
@@ -369,6 +370,8 @@
     } else if (r.type === "warning.resolved" && rank < 2) {
       row.status = "resolved";
       row.resolved_at = r.at;
+    } else if (r.type === "warning.assigned") {
+      row.assignee = r.assignee;
     }
     renderInbox();
     renderOverview();
@@ -395,6 +398,7 @@
       actions.append(el("button", { type: "button", className: "ack", onclick: () => acknowledge(r) }, t("ack")));
     }
     if (r.status !== "resolved") {
+      actions.append(el("button", { type: "button", className: "assign", onclick: () => openAssign(r) }, t("assign")));
       actions.append(el("button", { type: "button", className: "resolve", onclick: () => openResolve(r) }, t("resolve")));
     }
     const tr = el("tr", { dataset: { warningId: r.warning_id, status: r.status, district: r.district || "" },
@@ -407,6 +411,7 @@
     el("td", {}, formatInstant(r.raised_at)),
     el("td", {}, translated("handling.", r.handling_level)),
     el("td", { className: "status" }, translated("status.", r.status)),
+    el("td", { className: "assignee" }, r.assignee || "—"),
     el("td", {}, actions));
     return tr;
   }
@@ -445,6 +450,33 @@
       renderInbox();
       renderOverview();
       showMessage(t("done.resolved", { id: r.warning_id }), "info");
+    } catch (err) {
+      showError(err);
+      if (err instanceof ApiError && err.status === 409) loadInbox();
+    }
+  }
+
+  function openAssign(r) {
+    state.assigning = r;
+    $("assign-target").textContent = translated("rule.", r.rule_id) + " · " + r.household_id + " · " + r.warning_id;
+    $("assign-user").value = r.assignee || "";
+    $("assign-dialog").showModal();
+  }
+
+  /* 200 (embedded runtime): applied now. 202 (Kafka runtime): the stream brings the record. */
+  async function confirmAssign() {
+    const r = state.assigning;
+    state.assigning = null;
+    if (!r) return;
+    const assignee = $("assign-user").value.trim();
+    if (!assignee) return;
+    try {
+      const data = await api("POST", "/v1/alerts/" + encodeURIComponent(r.warning_id) + "/assign", { assignee });
+      if (data.warning) mergeRow(data.warning);
+      const row = state.alerts.get(r.warning_id);
+      if (row && data.status !== "published") row.assignee = assignee;
+      renderInbox();
+      showMessage(t("done.assigned", { id: r.warning_id, user: assignee }), "info");
     } catch (err) {
       showError(err);
       if (err instanceof ApiError && err.status === 409) loadInbox();
@@ -697,6 +729,8 @@
     $("kpi-form").addEventListener("submit", (e) => { e.preventDefault(); loadKpis(); });
     $("resolve-cancel").addEventListener("click", () => { state.resolving = null; $("resolve-dialog").close(); });
     $("resolve-form").addEventListener("submit", () => { confirmResolve(); });
+    $("assign-cancel").addEventListener("click", () => { state.assigning = null; $("assign-dialog").close(); });
+    $("assign-form").addEventListener("submit", () => { confirmAssign(); });
     window.addEventListener("hashchange", () => { if (state.scope) showView(viewFromHash()); });
     applyLanguage();
     if (state.token) signIn(state.token);

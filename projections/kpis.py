@@ -1,0 +1,192 @@
+"""The dashboard's KPIs, computed in the warehouse (one SQL statement).
+
+What ``api.services.Services.kpis`` used to compute in Python from every row of
+the warning ledger: counts by level and status, escalations by the highest
+level reached, the median time to acknowledge, repeat households, warnings
+raised per ISO week and district, and the share of cases resolved locally —
+for the warnings whose (raise's) org unit lies within the reader's org unit,
+as known at ``as_of``. Only counts leave the warehouse: no household id, no
+warning id, no unit below the reader's scope except the district keys of the
+weekly trend (which are the reader's own district or the districts under a
+city scope).
+
+The per-warning facts are the warning ledger's own (``ledger_sql.warning_facts``
+for a past ``as_of``, the pre-aggregate ``projections.now`` for now), so a KPI
+can never disagree with the ledger it summarises; resolutions come from the
+``case_resolutions`` copy of the case.resolved events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.instants import format_instant
+from events.orgunits import Level, level_of
+from projections import ledger_common as lc
+from projections import ledger_sql
+from projections import now as now_path
+from projections.schema import CASE_RESOLUTIONS
+from projections.warehouse.base import Warehouse
+from projections.warehouse.rows import sql_string
+
+Row = dict[str, Any]
+
+#: Digits of a code that its descendants share, by the code's level.
+_PREFIX_DIGITS = {Level.CITY: 4, Level.DISTRICT: 6, Level.STREET: 9, Level.COMMUNITY: 12}
+LOCAL_RESOLUTION = "resolved_locally"
+
+
+def scope_prefix(org_unit: str) -> str:
+    """The code prefix of everything within ``org_unit`` (``events.orgunits.is_within``)."""
+    return org_unit[: _PREFIX_DIGITS[level_of(org_unit)]]
+
+
+def _per_level(column: str) -> str:
+    return ", ".join(
+        f"sum(h.{column}_{level}) AS {column}_{level}" for level in lc.WARNING_LEVELS
+    )
+
+
+def _week(district: str, raised_us: str) -> str:
+    """'<district>|<ISO year>-W<ISO week>' of a raise instant (the trend chart's key)."""
+    at = f"fromUnixTimestamp64Micro({raised_us}, 'UTC')"
+    return (
+        f"concat({district}, '|', toString(toISOYear({at})), '-W', "
+        f"leftPad(toString(toISOWeek({at})), 2, '0'))"
+    )
+
+
+def _counts() -> tuple[str, str]:
+    per_level = ",\n    ".join(
+        f"countIf(w_level = {sql_string(level)} AND ack_us IS NULL AND resolved_us IS NULL) "
+        f"AS open_{level},\n    "
+        f"countIf(w_level = {sql_string(level)} AND resolved_us IS NULL) AS unresolved_{level}"
+        for level in lc.WARNING_LEVELS
+    )
+    escalated = ",\n    ".join(
+        f"countIf(escalations > 0 AND w_highest = {sql_string(level)}) AS escalated_{level}"
+        for level in lc.HANDLING_LEVELS
+    )
+    return per_level, escalated
+
+
+def _cases(as_of: int, prefix: str) -> str:
+    return f"""(
+  SELECT count() AS cases_resolved,
+         countIf(resolution = {sql_string(LOCAL_RESOLUTION)}) AS resolved_locally
+  FROM {CASE_RESOLUTIONS} FINAL
+  WHERE {_district_range(prefix)} AND startsWith(org_unit, {sql_string(prefix)})
+    AND occurred_us <= {int(as_of)}
+) AS c"""
+
+
+def kpis_sql(as_of: int, prefix: str, facts: str | None = None) -> str:
+    """One row: the warning KPIs next to the local-resolution counts.
+
+    The raw facts (a past ``as_of``) are expensive, so they are computed once and
+    folded per household (repeat households need that grouping) then summed. The
+    pre-aggregated facts (``facts``, now) cost an index range: three light passes
+    over them are cheaper than carrying arrays through a per-household fold."""
+    per_level, escalated = _counts()
+    district = "concat(substring(w_org, 1, 6), '000000')"
+    if facts is not None:
+        return f"""
+SELECT * FROM (
+  SELECT count() AS warnings, {per_level}, {escalated},
+    countIf(ack_us IS NOT NULL) AS acks,
+    quantileExactLowIf(0.5)(assumeNotNull(ack_us) - raised_us, ack_us IS NOT NULL) AS ack_low,
+    quantileExactHighIf(0.5)(assumeNotNull(ack_us) - raised_us, ack_us IS NOT NULL) AS ack_high
+  FROM {facts}
+) AS k
+CROSS JOIN (
+  SELECT countIf(n > 1) AS repeat_households
+  FROM (SELECT w_key, count() AS n FROM {facts} GROUP BY w_key)
+) AS r
+CROSS JOIN (
+  SELECT groupArray(week) AS weekly_keys, groupArray(n) AS weekly_counts
+  FROM (SELECT {_week(district, "raised_us")} AS week, count() AS n FROM {facts} GROUP BY week)
+) AS w
+CROSS JOIN {_cases(as_of, prefix)}"""
+    return f"""
+SELECT * EXCEPT (weekly) FROM (
+  SELECT sum(h.n) AS warnings, {_per_level("open")}, {_per_level("unresolved")},
+    {", ".join(f"sum(h.escalated_{lv}) AS escalated_{lv}" for lv in lc.HANDLING_LEVELS)},
+    countIf(h.n > 1) AS repeat_households,
+    sum(h.acks) AS acks,
+    quantileExactLowArray(0.5)(h.ack_delays) AS ack_low,
+    quantileExactHighArray(0.5)(h.ack_delays) AS ack_high,
+    sumMap(h.weeks, arrayMap(x -> toUInt64(1), h.weeks)) AS weekly,
+    tupleElement(weekly, 1) AS weekly_keys, tupleElement(weekly, 2) AS weekly_counts
+  FROM (
+    SELECT w_key, count() AS n,
+    {per_level},
+    {escalated},
+    countIf(ack_us IS NOT NULL) AS acks,
+    groupArrayIf(assumeNotNull(ack_us) - raised_us, ack_us IS NOT NULL) AS ack_delays,
+    groupArray({_week(district, "raised_us")}) AS weeks
+    FROM {ledger_sql.warning_facts(as_of, prefix)}
+    GROUP BY w_key
+  ) AS h
+) AS k
+CROSS JOIN {_cases(as_of, prefix)}"""
+
+
+def _district_range(prefix: str) -> str:
+    """The index range of the scope's district in ``case_resolutions`` (a city: all)."""
+    if len(prefix) < 6:
+        return "1"
+    return f"district_key = {sql_string(prefix[:6] + '000000')}"
+
+
+def _median_minutes(row: Row) -> float | None:
+    """``statistics.median`` of the per-warning minutes: the two middle delays (equal
+    for an odd count), each rounded like the ledger's ``minutes_to_acknowledge``."""
+    if not row["acks"]:
+        return None
+    low = lc.minutes_between(0, int(row["ack_low"]))
+    high = lc.minutes_between(0, int(row["ack_high"]))
+    assert low is not None and high is not None
+    return low if row["acks"] % 2 else (low + high) / 2
+
+
+def _weekly(keys: list[str], counts: list[int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for key, n in zip(keys, counts, strict=True):
+        district, week = key.split("|", 1)
+        out.setdefault(district, {})[week] = int(n)
+    return {d: dict(sorted(weeks.items())) for d, weeks in sorted(out.items())}
+
+
+def kpis(warehouse: Warehouse, scope_org_unit: str, as_of: int | None) -> Row:
+    """The KPIs for a reader whose scope is ``scope_org_unit``, as known at ``as_of``
+    (None: everything in the warehouse). Same keys and values as the Python
+    computation over the warning ledger that ``Services.kpis`` did."""
+    prefix = scope_prefix(scope_org_unit)
+    now, orphans = now_path.resolve(warehouse, as_of)
+    facts = None if orphans is None else now_path.warning_facts(prefix, orphans)
+    row: Row = {} if now is None else warehouse.query(kpis_sql(now, prefix, facts)).dicts()[0]
+    levels = lc.WARNING_LEVELS
+    weekly_keys, weekly_counts = row.get("weekly_keys") or [], row.get("weekly_counts") or []
+    cases = int(row.get("cases_resolved") or 0)
+    return {
+        "scope": scope_org_unit,
+        "as_of": format_instant(as_of) if as_of is not None else None,
+        "warnings": int(row.get("warnings") or 0),
+        "open_by_level": {lv: int(row.get(f"open_{lv}") or 0) for lv in levels},
+        "unresolved_by_level": {lv: int(row.get(f"unresolved_{lv}") or 0) for lv in levels},
+        "escalated_to": {
+            lv: int(row[f"escalated_{lv}"])
+            for lv in lc.HANDLING_LEVELS
+            if row.get(f"escalated_{lv}")
+        },
+        "median_minutes_to_acknowledge": _median_minutes(row) if row else None,
+        "repeat_households": int(row.get("repeat_households") or 0),
+        "weekly_raised_by_district": _weekly(list(weekly_keys), list(weekly_counts)),
+        "cases_resolved": cases,
+        "share_resolved_locally": round(int(row["resolved_locally"]) / cases, 4)
+        if cases
+        else None,
+    }
+
+
+__all__ = ["kpis", "kpis_sql", "scope_prefix"]

@@ -1,0 +1,217 @@
+"""The "now" read path: per-warning facts from the ``warning_state`` pre-aggregate.
+
+A dashboard mostly asks "what is the state now". Then no record is cut off by
+``as_of``, so the per-warning facts the ledger and the KPIs need are exactly the
+aggregate the materialized view keeps (``schema.WARNING_STATE_AGGREGATE``):
+reading it costs one index range per district instead of grouping every
+lifecycle row. A past ``as_of`` ("what did the district know at T") keeps the
+raw path (``ledger_sql.warning_facts``), which is exact for any instant.
+
+"Now" means ``as_of`` is None or not before the latest instant in the data:
+such an ``as_of`` cuts nothing off either, so the result is the same.
+
+Exactness of the fast path — the facts must equal ``ledger_sql.warning_facts``:
+
+* FINAL merges each (district, warning)'s rows; every aggregate is idempotent
+  (min / max / set union), so re-sent rows change nothing, like FINAL on the
+  raw table.
+* A transition written while its raise was unknown has district '' and would
+  stay apart under FINAL; when any such row exists the facts are grouped by
+  warning_id instead (slower, still exact). Normally there are none: the sink
+  writes a raise before its transitions.
+"""
+
+from __future__ import annotations
+
+from events.instants import MICROS_PER_DAY
+from projections import ledger_common as lc
+from projections import ledger_sql
+from projections.schema import BEFORE_ALL, HOUSEHOLD_STATE, NEVER, WARNING_STATE
+from projections.warehouse.base import Warehouse
+from projections.warehouse.rows import sql_string
+
+_HANDLING = "['community', 'street', 'district', 'city']"
+
+
+def latest_instant(warehouse: Warehouse) -> int | None:
+    """The largest occurred_at / at in the warehouse (None when empty)."""
+    bounds = [v for v in warehouse.query(ledger_sql.data_bounds()).rows[0] if v is not None]
+    return max(bounds) if bounds else None
+
+
+def has_orphans(warehouse: Warehouse) -> bool:
+    """Transitions kept without their warning's district (see module doc)."""
+    sql = f"SELECT count() FROM {WARNING_STATE} WHERE district_key = ''"
+    return bool(warehouse.query(sql).rows[0][0])
+
+
+def _districts(prefix: str | None) -> str:
+    """The index range of a scope: its district (a city or None: every district)."""
+    if prefix is None or len(prefix) < 6:
+        return "1"
+    return f"district_key = {sql_string(prefix[:6] + '000000')}"
+
+
+def warning_facts(prefix: str | None, orphans: bool, page: str = "") -> str:
+    """``ledger_sql.warning_facts`` for now, from the pre-aggregate (same columns).
+
+    ``page`` (``ledger_sql.page``): only the warnings of that page of the ledger
+    order — their ids are picked from the two sort columns first, so the other
+    columns are read and computed for a page, not for the whole district."""
+    districts = _districts(prefix)
+    scope = "" if prefix is None else f" AND startsWith(org_unit, {sql_string(prefix)})"
+    if page and not orphans:
+        districts += f""" AND warning_id IN (
+    SELECT warning_id FROM {WARNING_STATE} FINAL
+    WHERE {districts} AND raised_us != {NEVER}{scope}
+    ORDER BY raised_us, warning_id{page})"""
+    if orphans:
+        source = f"""(
+    SELECT warning_id, min(raised_us) AS raised_us, min(ack_us) AS ack_us,
+      min(resolved_us) AS resolved_us, max(rule_id) AS rule_id, max(level) AS level,
+      max(household_key) AS household_key, max(org_unit) AS org_unit,
+      max(raised_handling) AS raised_handling, max(raised_handling_org) AS raised_handling_org,
+      groupUniqArrayArray(esc_levels) AS esc_levels, max(latest_esc) AS latest_esc
+    FROM {WARNING_STATE} WHERE ({districts}) OR district_key = ''
+    GROUP BY warning_id)"""
+    else:
+        source = f"(SELECT * FROM {WARNING_STATE} FINAL WHERE {districts})"
+    return f"""(
+  SELECT warning_id, nullIf(rule_id, '') AS w_rule, nullIf(level, '') AS w_level,
+    household_key AS w_key, nullIf(org_unit, '') AS w_org, raised_us,
+    if(ack_us = {NEVER}, NULL, ack_us) AS ack_us,
+    if(resolved_us = {NEVER}, NULL, resolved_us) AS resolved_us,
+    length(esc_levels) AS escalations,
+    if(escalations > 0, nullIf(latest_esc.3, ''), nullIf(raised_handling, '')) AS w_handling,
+    if(escalations > 0, nullIf(latest_esc.4, ''), nullIf(raised_handling_org, ''))
+      AS w_handling_org,
+    {_HANDLING}[greatest(indexOf({_HANDLING}, raised_handling),
+                         arrayMax(arrayMap(x -> indexOf({_HANDLING}, x),
+                                           arrayPushBack(esc_levels, ''))))] AS w_highest
+  FROM {source}
+  WHERE raised_us != {NEVER}{scope}
+)"""
+
+
+def _instant_or_null(column: str) -> str:
+    return f"if({column} = {BEFORE_ALL}, NULL, {column})"
+
+
+def _district_households(district: str) -> str:
+    """Households with an event in ``district`` (one index range; repeats allowed)."""
+    return (
+        f"(SELECT household_key FROM {HOUSEHOLD_STATE} "
+        f"WHERE district_key = {sql_string(district)})"
+    )
+
+
+def household_page_sql(district: str | None, page: str) -> str:
+    """The household keys of a page of the ledger order (household_id shown), read
+    from the two columns that decide it — the merged latest org unit and the
+    directory — so the page's other columns are computed for its keys only."""
+    scope = "" if district is None else f" WHERE household_key IN {_district_households(district)}"
+    in_district = (
+        "" if district is None else f" HAVING startsWith(latest.3, {sql_string(district[:6])})"
+    )
+    keys = None if district is None else _district_households(district)
+    households = f"""(
+  SELECT household_key, max(latest) AS latest FROM {HOUSEHOLD_STATE}{scope}
+  GROUP BY household_key{in_district})"""
+    return f"""
+SELECT h.household_key AS household_key
+FROM {households} AS h
+LEFT JOIN {ledger_sql._directory(keys)} AS d ON h.household_key = d.household_key
+ORDER BY {ledger_sql._shown_id("d", "h.household_key")}{page}
+{ledger_sql._SETTINGS}"""
+
+
+def _open_warnings_of(keys: str) -> str:
+    """Open warnings per household of the literal key set ``keys``: the raises of
+    those households first (a column scan), then every row of those warnings,
+    whatever their district ('' orphans included), merged by warning_id."""
+    return f"""(
+  SELECT w_key AS household_key, count() AS open_warnings,
+         max(indexOf(['yellow', 'orange', 'red'], w_level)) AS severity
+  FROM (
+    SELECT warning_id, max(household_key) AS w_key, max(level) AS w_level,
+           min(raised_us) AS raised, min(resolved_us) AS resolved
+    FROM {WARNING_STATE}
+    WHERE warning_id IN (SELECT warning_id FROM {WARNING_STATE} WHERE household_key IN {keys})
+    GROUP BY warning_id)
+  WHERE raised != {NEVER} AND resolved = {NEVER}
+  GROUP BY w_key
+)"""
+
+
+def household_sources(
+    now: int, district: str | None, orphans: bool, page_keys: list[str] | None = None
+) -> tuple[str, str, str | None]:
+    """(household facts, open warnings, directory keys) for ``ledger_sql.households``.
+
+    A district's households are those with an event there (one index range of
+    ``household_state``); their rows of other districts are merged in before the
+    latest org unit decides — exactly the raw ledger's rule. ``page_keys``: just
+    these households (a page picked by ``household_page_sql``; not empty)."""
+    windows = ", ".join(
+        f"length(arrayFilter(p -> p.1 >= {now - days * MICROS_PER_DAY}, petitions)) "
+        f"AS petitions_{days}d"
+        for days in lc.PETITION_WINDOWS_DAYS
+    )
+    keys: str | None = None
+    scope = ""
+    if page_keys is not None:
+        keys = "(" + ", ".join(sql_string(k) for k in page_keys) + ")"
+        scope = f" WHERE household_key IN {keys}"
+    elif district is not None:
+        keys = _district_households(district)
+        scope = f" WHERE household_key IN {keys}"
+    merged = f"""(
+    SELECT household_key, max(latest) AS latest, min(first_us) AS first_us,
+      max(last_visit_us) AS last_visit_us, max(last_followup_us) AS last_followup_us,
+      groupUniqArrayArray(indicators) AS indicators, groupUniqArrayArray(petitions) AS petitions
+    FROM {HOUSEHOLD_STATE}{scope}
+    GROUP BY household_key)"""
+    in_district = (
+        "" if district is None else f" WHERE startsWith(h_org, {sql_string(district[:6])})"
+    )
+    facts = f"""(
+  SELECT household_key, latest.3 AS h_org, arraySort(indicators) AS h_indicators,
+    {_instant_or_null("last_visit_us")} AS last_visit_us,
+    {_instant_or_null("last_followup_us")} AS last_followup_us,
+    {windows}, first_us AS first_seen_us
+  FROM {merged}{in_district}
+)"""
+    if page_keys is not None and keys is not None:
+        return facts, _open_warnings_of(keys), keys
+    open_scope = "" if keys is None else f" AND w_key IN {keys}"
+    open_warnings = f"""(
+  SELECT w_key AS household_key, count() AS open_warnings,
+         max(indexOf(['yellow', 'orange', 'red'], ifNull(w_level, ''))) AS severity
+  FROM {warning_facts(None, orphans)}
+  WHERE resolved_us IS NULL{open_scope}
+  GROUP BY w_key
+)"""
+    return facts, open_warnings, keys
+
+
+def resolve(
+    warehouse: Warehouse, as_of: int | None
+) -> tuple[int | None, bool | None]:
+    """(the ledgers' "now", whether the pre-aggregates serve it — then the value says
+    whether orphan rows need the slower merge; None: use the raw path). The
+    pre-aggregates serve only an ``as_of`` that cuts nothing off."""
+    latest = latest_instant(warehouse)
+    now = as_of if as_of is not None else latest
+    if latest is None or now is None or now < latest:
+        return now, None
+    return now, has_orphans(warehouse)
+
+
+__all__ = [
+    "has_orphans",
+    "household_page_sql",
+    "household_sources",
+    "latest_instant",
+    "resolve",
+    "warning_facts",
+]
