@@ -286,13 +286,24 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 def run(settings: SoakSettings, report: Any = None) -> tuple[Verdict, list[Sample]]:
     """The whole soak; ``report(sample)`` is called after every sample (printing)."""
     from streams.kafka_runtime.settings import Topics
-    from streams.worker import create_topic_set
 
     workdir = settings.workdir or Path(tempfile.mkdtemp(prefix="jiahe-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     prefix = f"soak.{uuid.uuid4().hex[:8]}."
     topics, group = Topics.with_prefix(prefix), prefix + "worker"
     samples: list[Sample] = []
+    previous = _stop_on_sigterm()
+    try:
+        return _run(settings, report, workdir, prefix, topics, group, samples)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(settings: SoakSettings, report: Any, workdir: Path, prefix: str, topics: Any,
+         group: str, samples: list[Sample]) -> tuple[Verdict, list[Sample]]:
+    from streams.worker import create_topic_set
+
     with broker(settings, workdir) as bootstrap:
         create_topic_set(bootstrap, topics, settings.partitions)
         worker = start_worker(bootstrap, prefix, group, workdir)
@@ -319,6 +330,20 @@ def run(settings: SoakSettings, report: Any = None) -> tuple[Verdict, list[Sampl
         verdict.exit_code = EXIT_FAILED
     verdict.figures["workdir"] = str(workdir)
     return verdict, samples
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM unwinds like Ctrl-C, so the worker and the private broker are stopped too.
+
+    Without it a terminated soak left its broker and worker running, orphaned. Returns
+    the handler it replaced (None off the main thread, where signals cannot be set).
+    """
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _sample_until(duration_s: float, settings: SoakSettings, worker: subprocess.Popen[bytes],

@@ -48,11 +48,18 @@ class ChdbWarehouse(SqlWarehouse):
             self._conn.query(sql, "CSV")
 
     def _insert(self, table: str, data: pa.Table) -> None:
+        """One Arrow batch into ``table``; its materialized views run side by side.
+
+        ``events`` feeds five pre-aggregated tables (projections.schema): run one after
+        the other they halved the API's inline ingest (2.4k vs 4.6k events/s in batches
+        of 500); ``parallel_view_processing`` brought it back.
+        """
         jiahe_arrow_batch = data  # noqa: F841 - read by name by chdb's Python() below
         columns = schema.column_list(table)
         with self._lock:
             self._conn.query(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(jiahe_arrow_batch)"
+                " SETTINGS parallel_view_processing = 1"
             )
 
     def _select(self, sql: str) -> pa.Table:
