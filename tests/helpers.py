@@ -175,6 +175,20 @@ def resolve(
     return line(envelope("warning.resolved", hh, at, data, org, eid))
 
 
+def assign(
+    hh: str,
+    warning_id: str,
+    at: int | str,
+    assignee: str = "cadre-9",
+    by: str = "chair-1",
+    org: str = ORG,
+    eid: str | None = None,
+) -> str:
+    """A chair hands warning ``warning_id`` of household ``hh`` to ``assignee``."""
+    data = {"warning_id": warning_id, "by": by, "assignee": assignee}
+    return line(envelope("warning.assigned", hh, at, data, org, eid))
+
+
 def data_of(decoded: Any) -> dict[str, Any]:
     """The validated ``data`` of a decoded event as a dict (model or TypedDict alike)."""
     data = decoded.event.data

@@ -12,6 +12,7 @@ from events.instants import parse_instant
 from tests.helpers import (
     T0,
     ack,
+    assign,
     case_resolved,
     data_of,
     envelope,
@@ -25,7 +26,6 @@ from tests.helpers import (
     restored,
     visit,
 )
-from tests.rules.commands import assign
 
 INDICATORS = [
     "marital_conflict",

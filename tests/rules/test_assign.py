@@ -26,6 +26,7 @@ from tests.helpers import (
     HOUR,
     T0,
     ack,
+    assign,
     case_resolved,
     of_type,
     replay,
@@ -34,7 +35,6 @@ from tests.helpers import (
     visit,
     wid,
 )
-from tests.rules.commands import assign
 
 R = T0
 VI = "violence-injury"
