@@ -324,25 +324,24 @@ def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: 
         whether more rows follow) so that a first page never reads a whole ledger.
         """
         code = district_filter(user, district)
-        if limit is not None:
-            fast = services.ledger_page(name, user, _as_of(as_of), code, limit + 1, offset)
-            if fast is not None:
-                page = fast[:limit]
-                services.users.audit(user, f"ledgers.{name}",
-                                     {"as_of": as_of, "district": code, "limit": limit,
-                                      "offset": offset}, len(page))
-                return {"count": len(page), "total": None, "offset": offset, "limit": limit,
-                        "next_offset": offset + limit if len(fast) > limit else None,
-                        "rows": page}
-        rows = services.ledger(name, user, _as_of(as_of), code)
-        total = len(rows)
-        page = rows[offset:] if limit is None else rows[offset:offset + limit]
+        fast = (None if limit is None else
+                services.ledger_page(name, user, _as_of(as_of), code, limit + 1, offset))
+        total: int | None
+        if fast is not None:  # limit + 1 rows from the warehouse: one more means "more"
+            assert limit is not None
+            page, total = fast[:limit], None
+            next_offset = offset + limit if len(fast) > limit else None
+        else:
+            rows = services.ledger(name, user, _as_of(as_of), code)
+            total = len(rows)
+            page = rows[offset:] if limit is None else rows[offset:offset + limit]
+            after = offset + len(page)
+            next_offset = after if after < total else None
         services.users.audit(user, f"ledgers.{name}", {"as_of": as_of, "district": code,
                                                        "limit": limit, "offset": offset},
                              len(page))
-        after = offset + len(page)
         return {"count": len(page), "total": total, "offset": offset, "limit": limit,
-                "next_offset": after if after < total else None, "rows": page}
+                "next_offset": next_offset, "rows": page}
 
     @app.get("/v1/kpis", tags=["analytics"])
     def kpis(user: KpiUser, as_of: str | None = None) -> dict[str, Any]:
