@@ -4,8 +4,9 @@ One continuous campaign over one log (~150k lines, so that one run needs many 5,
 batches and several warehouse flushes): each round starts ``jiahe process --as-of T`` as
 a subprocess and kills it with SIGKILL at a point drawn from the seeded RNG, either a
 delay after spawn (lands in start-up, the warehouse catch-up flush or the first batches)
-or a delay after the processor's first commit of that run (lands mid-batch, mid-flush or
-mid-commit). A last run completes. Then, against ``jiahe replay`` of the same file:
+or a log position a few batches on (lands mid-batch, mid-flush or mid-commit; at least
+five kills land so, whatever the machine's speed). A last run completes. Then, against
+``jiahe replay`` of the same file:
 
 * the lifecycle records in the log are exactly the replay's, in order (no loss, no
   duplicate; each (warning_id, transition) once);
@@ -76,11 +77,15 @@ def stream_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def wait_for_commit(home: Path, proc: subprocess.Popen[bytes], before: int) -> None:
-    """Until this run committed a batch (or exited, or 120 s passed)."""
+BATCH = 5_000  # the processor's batch: its checkpoint moves in these steps
+MID_LOG_KILLS = 5  # at least this many kills must land with the log half-processed
+
+
+def wait_for_position(home: Path, proc: subprocess.Popen[bytes], target: int) -> None:
+    """Until the processor's checkpoint reached ``target`` (or it exited, or 120 s passed)."""
     deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and checkpoint(home) <= before:
-        time.sleep(0.01)
+    while proc.poll() is None and time.monotonic() < deadline and checkpoint(home) < target:
+        time.sleep(0.005)
 
 
 def wait_or_exit(proc: subprocess.Popen[bytes], seconds: float) -> None:
@@ -89,6 +94,21 @@ def wait_or_exit(proc: subprocess.Popen[bytes], seconds: float) -> None:
 
 
 def kill_campaign(home: Path, log: Path, kills: int) -> Campaign:
+    """Kill ``jiahe process`` ``kills`` times; each round's kill point comes from the RNG.
+
+    Two kinds of kill point:
+
+    * *after-spawn*: a delay after spawn (start-up, the warehouse catch-up flush, the
+      first batch);
+    * *at-position*: a log position one to three batches past the last checkpoint, then
+      a short delay, so the kill lands mid-batch, mid-flush or mid-commit of a log that is
+      still being worked through.
+
+    Kill points are drawn by log position, not by wall time, so how many kills land
+    mid-log does not depend on how fast this machine is (a wall-clock draw once spent the
+    whole log in eight runs on a fast machine). The last rounds are forced to
+    *at-position* when needed, so at least ``MID_LOG_KILLS`` land mid-log.
+    """
     seed, rng = fault_rng("processor")
     campaign = Campaign("processor", seed)
     end = int(log_value(home, "SELECT MAX(position) FROM events"))
@@ -96,12 +116,16 @@ def kill_campaign(home: Path, log: Path, kills: int) -> Campaign:
     while len(campaign.kills) < kills:
         run += 1
         before = checkpoint(home)
-        mode = "after-commit" if before < end and rng.random() < 0.5 else "after-spawn"
-        delay = rng.uniform(0.0, 1.0) if mode == "after-commit" else rng.uniform(0.05, 2.5)
+        owed = MID_LOG_KILLS - sum("mid-log" in k.phase for k in campaign.kills)
+        forced = owed >= kills - len(campaign.kills)
+        targeted = before < end - BATCH and (forced or rng.random() < 0.5)
+        mode = "at-position" if targeted else "after-spawn"
+        target = before + rng.randint(1, 3) * BATCH
+        delay = rng.uniform(0.0, 0.3) if targeted else rng.uniform(0.05, 1.5)
         spawned = time.monotonic()
         proc = spawn_jiahe(home, log, "process", "--as-of", AS_OF)
-        if mode == "after-commit":
-            wait_for_commit(home, proc, before)
+        if targeted:
+            wait_for_position(home, proc, min(target, end - 1))
         wait_or_exit(proc, delay)
         if not sigkill(proc):
             assert proc.returncode == 0, log.read_text()[-3000:]
@@ -147,7 +171,8 @@ def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(
     for kill in campaign.kills:
         print(f"  run {kill.run:>2}: {kill.mode:<12} killed at {kill.delay_s:>5.2f} s, "
               f"processor {kill.before:>6} → {kill.after:>6} ({kill.phase})")
-    assert sum("mid-log" in k.phase for k in campaign.kills) >= 5, campaign.summary()
+    mid_log = sum("mid-log" in k.phase for k in campaign.kills)
+    assert mid_log >= MID_LOG_KILLS, campaign.summary()
 
     db = sqlite3.connect(home / "log.sqlite3")
     try:

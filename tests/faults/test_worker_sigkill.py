@@ -3,9 +3,9 @@
 One continuous campaign over one stream (30k lines + bad lines) on a fresh topic set:
 each round starts a worker (same data dir: rocksdict store + changelog; same chdb
 warehouse) and kills it with SIGKILL at a point drawn from the seeded RNG — a delay
-after spawn (start-up, group join, changelog recovery) or a delay after the group's
-committed offset moved in that run (mid-batch, between a send and its offset commit,
-mid-warehouse-insert). Small batches and a short commit interval make every run commit
+after spawn (start-up, group join, changelog recovery) or a committed offset a little
+further on (mid-batch, between a send and its offset commit, mid-warehouse-insert; at
+least five kills land so). Small batches and a short commit interval make every run commit
 progress. A last worker then runs to the end. Checked against the engine alone
 (``Replay`` over the same lines, as ``jiahe replay`` does):
 
@@ -43,25 +43,39 @@ from tests.streams.test_worker import (
 RUN_ARGS = ("--as-of", AS_OF, "--batch", "200", "--commit-interval", "0.2")
 
 
+MID_STREAM_KILLS = 5  # at least this many kills must land with the stream half-consumed
+
+
 def kill_campaign(pool: Workers, total: int, kills: int, warehouse: Path) -> Campaign:
+    """Kill the worker ``kills`` times; each round's kill point comes from the RNG.
+
+    *after-spawn* kills wait a delay after spawn. *at-position* kills wait until the
+    group's committed offset passed a point 1–6 % of the stream further on, then a short
+    delay. Drawing by position rather than wall time keeps the mid-stream kills from
+    depending on the machine's speed; the last rounds are forced to *at-position* when
+    needed, so at least ``MID_STREAM_KILLS`` land mid-stream.
+    """
     seed, rng = fault_rng("worker")
     campaign = Campaign("worker", seed)
+    step = max(1, total // 100)
     run = 0
     while len(campaign.kills) < kills:
         run += 1
         before = committed(pool.bootstrap, pool.group)
-        mode = "after-commit" if before < total and rng.random() < 0.5 else "after-spawn"
-        delay = rng.uniform(0.0, 1.5) if mode == "after-commit" else rng.uniform(0.3, 6.0)
+        owed = MID_STREAM_KILLS - sum(k.phase == "mid-stream" for k in campaign.kills)
+        forced = owed >= kills - len(campaign.kills)
+        targeted = before < total - 6 * step and (forced or rng.random() < 0.5)
+        mode = "at-position" if targeted else "after-spawn"
+        target = before + rng.randint(1, 6) * step
+        delay = rng.uniform(0.0, 0.5) if targeted else rng.uniform(0.3, 6.0)
         spawned = time.monotonic()
         victim = pool.start("w", *RUN_ARGS, "--warehouse", f"chdb:{warehouse}")
-        if mode == "after-commit":
+        if targeted:
             deadline = spawned + 120
             while (victim.poll() is None and time.monotonic() < deadline
-                   and committed(pool.bootstrap, pool.group) <= before):
-                time.sleep(0.1)
-            time.sleep(delay)
-        else:
-            time.sleep(delay)
+                   and committed(pool.bootstrap, pool.group) < target):
+                time.sleep(0.05)
+        time.sleep(delay)
         if victim.poll() is not None:
             pool.assert_alive()  # a worker must never exit on its own here
         victim.kill()
@@ -89,7 +103,8 @@ def test_twenty_sigkills_of_the_worker_lose_and_duplicate_nothing(
     for kill in campaign.kills:
         print(f"  run {kill.run:>2}: {kill.mode:<12} killed at {kill.delay_s:>5.2f} s, "
               f"committed {kill.before:>6} → {kill.after:>6} ({kill.phase})")
-    assert sum(k.phase == "mid-stream" for k in campaign.kills) >= 5, campaign.summary()
+    mid_stream = sum(k.phase == "mid-stream" for k in campaign.kills)
+    assert mid_stream >= MID_STREAM_KILLS, campaign.summary()
 
     workers.start("w", *RUN_ARGS, "--warehouse", f"chdb:{warehouse}")
     got = wait_for_records(workers, expected)
