@@ -3,6 +3,12 @@
 ``python -m api.bench [--events N]`` starts a server in a subprocess (it owns
 chdb) on a temporary home and a webhook receiver in this process, and prints
 JSON. Issue 4's targets: ≥ 5k events/s ingest, p99 trigger → webhook < 1 s.
+
+The API projects into the warehouse lazily (before a read, see ``api.services``),
+so ingest alone does not pay for projection. To keep the figure honest the
+benchmark also times the first ledger read after the ingest, which projects
+all of it, and reports ingest *including* that catch-up as
+``ingest_then_read_events_per_s``; the target is judged on that figure.
 """
 
 from __future__ import annotations
@@ -74,6 +80,10 @@ def run(events: int, triggers: int) -> dict[str, Any]:
         for i in range(0, len(sample), 500):
             client.post(url + "/v1/events", json=sample[i:i + 500]).raise_for_status()
         ingest_s = time.perf_counter() - start
+        read_start = time.perf_counter()
+        client.get(url + "/v1/ledgers/warnings",
+                   params={"limit": 1}).raise_for_status()  # projects all of it first
+        first_read_s = time.perf_counter() - read_start
 
         arrivals: dict[str, float] = {}
         receiver = _receiver(arrivals)
@@ -101,6 +111,8 @@ def run(events: int, triggers: int) -> dict[str, Any]:
         return {
             "events": len(sample), "ingest_seconds": round(ingest_s, 3),
             "ingest_events_per_s": round(len(sample) / ingest_s),
+            "first_read_after_ingest_ms": round(first_read_s * 1000, 1),
+            "ingest_then_read_events_per_s": round(len(sample) / (ingest_s + first_read_s)),
             "webhook_latency_ms": {
                 "p50": round(statistics.median(latencies) * 1000, 1),
                 "p99": round(latencies[min(len(latencies) - 1,

@@ -3,9 +3,16 @@
 The runtime's SQLite connection and chdb session are not safe for concurrent
 use, and chdb allows one process per path, so this process owns the runtime
 and serialises every use of it. Ingest processes **inline**: the response is
-returned after the processor (wall clock) has raised warnings and projected
-them, so a client that gets ``accepted`` can read the warning immediately and
-the webhook loop is woken at once.
+returned after the processor (wall clock) has raised warnings and committed
+them to the log, and the webhook loop is woken at once (deliveries read the
+log, not the warehouse).
+
+Projection into the warehouse is **lazy**: every read first brings the
+warehouse up to the processor (``EmbeddedRuntime.project``), and so does the
+ticker. A client that got ``accepted`` still reads its warning at once, but a
+burst of ingest batches is projected in one insert rather than one per request:
+each insert into ``events`` runs the warehouse's materialized views, and per
+request they cost about a fifth of the ingest rate (issue 4's benchmark).
 
 With ``kafka`` settings (``jiahe api --bootstrap``) the same services run on the
 Kafka runtime instead (``api.kafka_mode``): writes go to ``jiahe.events`` through
@@ -143,14 +150,20 @@ class Services:
         with self.lock:
             _, statuses = self.runtime.log.publish_decoded(items, source=f"http:{user.name}")
             if any(s == "accepted" for s in statuses):
-                self.runtime.process(WallClock())
+                self.runtime.process(WallClock(), project=False)  # reads project (_fresh)
         self.worker.wake()
         return statuses
 
     # -- reads --------------------------------------------------------------------
 
+    def _fresh(self) -> None:
+        """Bring the warehouse up to the processor before a read (call under the lock)."""
+        if self.writer is None:  # on Kafka the mirror thread projects what it copies
+            self.runtime.project()
+
     def ledger(self, name: str, user: User, as_of: int | None, district: str | None) -> list[Row]:
         with self.lock:
+            self._fresh()
             rows = LEDGERS[name](self.runtime.warehouse, as_of=as_of, district=district)
         return [r for r in rows if is_within(r["org_unit"], user.org_unit)]
 
@@ -169,6 +182,7 @@ class Services:
         if level is Level.DISTRICT:
             district = district or district_of(user.org_unit)
         with self.lock:
+            self._fresh()
             rows = LEDGERS[name](self.runtime.warehouse, as_of=as_of, district=district,
                                  limit=limit, offset=offset)
         return [r for r in rows if is_within(r["org_unit"], user.org_unit)]
@@ -217,4 +231,5 @@ class Services:
     def kpis(self, user: User, as_of: int | None) -> Row:
         """Counts only, computed in the warehouse (``projections.kpis``), scoped by org unit."""
         with self.lock:
+            self._fresh()
             return kpis.kpis(self.runtime.warehouse, user.org_unit, as_of)
