@@ -39,6 +39,7 @@ from api.routing import (
 from api.subscriptions import PendingDelivery, SubscriptionStore
 from events.instants import now_micros
 from events.orgunits import district_of
+from rules.transitions import transition_of
 from streams.embedded import LOG_FILE
 from streams.sqlite_log import SqliteLog
 
@@ -57,13 +58,6 @@ log = logging.getLogger(__name__)
 def sign(secret: str, body: bytes) -> str:
     """``sha256=<hex HMAC-SHA256 of the body>``: receivers verify before trusting an alert."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def transition_of(record: dict[str, Any]) -> str:
-    """A warning escalates several times: each level reached is its own transition."""
-    if record["type"] == "warning.escalated":
-        return f"warning.escalated:{record['to_level']}"
-    return str(record["type"])
 
 
 class DeliveryWorker:

@@ -58,6 +58,8 @@ def _label(transition: str) -> str:
         return "escalated to " + transition.split(":", 1)[1]
     if transition.startswith("warning.repeat:"):
         return "still unacknowledged (reminder " + transition.split(":", 1)[1] + ")"
+    if transition.startswith("warning.assigned:"):  # rules.transitions: assignee@instant
+        return "assigned to " + transition.split(":", 1)[1].rsplit("@", 1)[0]
     return TRANSITION_LABELS.get(transition, transition)
 
 

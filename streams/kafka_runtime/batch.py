@@ -21,6 +21,7 @@ from events.sealed import decode_sealed
 from rules.engine import Engine, Record
 from rules.replay import Counts
 from rules.state import HouseholdState
+from rules.transitions import transition_of
 
 #: Loads a household's stored state (None when never seen); called at most once per
 #: household and batch, with the partition the household's events arrive on.
@@ -86,8 +87,12 @@ class BatchResult:
 
 
 def record_id(record: Record) -> str:
-    """Consumer-side dedupe key: a warning reaches each transition (and level) once."""
-    return f"{record['warning_id']}:{record['type']}:{record.get('to_level') or ''}"
+    """Consumer-side dedupe key: (warning, transition) — ``rules.transitions``.
+
+    ``w-1:warning.raised:``, ``w-1:warning.escalated:street``,
+    ``w-1:warning.assigned:li@2026-11-01T00:00:00Z`` (each assignment its own)."""
+    transition = transition_of(record)
+    return f"{record['warning_id']}:{transition if ':' in transition else transition + ':'}"
 
 
 def lifecycle_message(record: Record) -> tuple[bytes, bytes, list[Header]]:

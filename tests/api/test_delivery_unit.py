@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.delivery import CHECKPOINT, DeliveryWorker, sign, transition_of
+from api.delivery import CHECKPOINT, DeliveryWorker, sign
 from api.subscriptions import SubscriptionStore
+from rules.transitions import transition_of
 from streams.embedded import LOG_FILE
 from streams.sqlite_log import SqliteLog
 from tests.api.conftest import Receiver
@@ -46,5 +47,32 @@ def test_redelivery_after_checkpoint_loss_sends_nothing_twice(tmp_path: Path,
     assert got[0].headers["X-Jiahe-Signature"] == sign("k" * 16, got[0].body)
     assert receiver.at("/unit-other") == []
     assert transition_of(ESCALATED) == "warning.escalated:street"
+    store.close()
+    log.close()
+
+
+def test_a_reassignment_is_delivered_and_its_resend_is_not(tmp_path: Path,
+                                                           receiver: Receiver) -> None:
+    assigned = {"type": "warning.assigned", "warning_id": "w-1", "household_id": "hh-1",
+                "assignee": "li", "at": "2026-11-02T00:00:00Z"}
+    reassigned = {**assigned, "assignee": "wang", "at": "2026-11-03T00:00:00Z"}
+    log = SqliteLog(tmp_path / LOG_FILE)
+    with log.transaction():
+        log.append_lifecycle([RAISED, assigned, reassigned])
+    store = SubscriptionStore.at_home(tmp_path)
+    store.create("chair", "230102000000", "yellow", None, receiver.url + "/assign", "k" * 16)
+    worker = DeliveryWorker(tmp_path, store, max_attempts=2, backoff_s=0)
+    try:
+        assert worker.enqueue_new() == 3
+        assert worker.dispatch_due() == 3
+        with log.transaction():  # the Kafka mirror or a crash may bring a record again
+            log.append_lifecycle([reassigned])
+        assert worker.enqueue_new() == 0
+    finally:
+        worker.stop()
+    got = [r.json() for r in receiver.at("/assign")]
+    assert [g["transition"] for g in got] == [
+        "warning.raised", "warning.assigned:li@2026-11-02T00:00:00Z",
+        "warning.assigned:wang@2026-11-03T00:00:00Z"]
     store.close()
     log.close()

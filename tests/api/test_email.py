@@ -246,6 +246,9 @@ def test_render_and_hostport() -> None:
     assert msg["Subject"] == "[jiahe] ORANGE repeat-petitions escalated to street - 230102001001"
     assert "street (230102001000)" in msg.get_content()
     assert "hh-secret" not in msg.as_string()
+    assigned = orjson.loads(body) | {"transition": "warning.assigned:li@2026-11-03T00:00:00Z"}
+    subject = render(orjson.dumps(assigned), "c@example.org")["Subject"]
+    assert subject == "[jiahe] ORANGE repeat-petitions assigned to li - 230102001001"
     assert parse_hostport("127.0.0.1:2525") == ("127.0.0.1", 2525)
     assert parse_hostport("[::1]:25") == ("::1", 25)
     for bad in ("localhost", "host:", ":25", "host:99999"):

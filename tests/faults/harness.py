@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api.delivery import transition_of
+from rules.transitions import transition_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_ENV = "JIAHE_FAULT_SEED"
