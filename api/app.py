@@ -48,10 +48,13 @@ from api.stream import open_log, start_position
 from api.users import User
 from api.web import router as workspace_router
 from events.codec import (
+    MAX_NESTING,
+    NESTED_TOO_DEEP,
     Rejected,
     _contains_float,
     _has_unrepresentable_integer,
     _path_of_big_integer,
+    nested_deeper_than,
 )
 from events.instants import InstantError, parse_instant
 
@@ -216,6 +219,10 @@ def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: 
         if not isinstance(items, list):
             await _keep_bad_body(body, "body must be a JSON array of events", user)
             raise HTTPException(400, "body must be a JSON array of events")
+        if nested_deeper_than(items, MAX_NESTING + 2):  # the array, the event, 64 below
+            reason = f"{NESTED_TOO_DEEP} (the whole batch is refused)"
+            await _keep_bad_body(body, reason, user)
+            raise HTTPException(422, reason)
         if _contains_float(items) and _has_unrepresentable_integer(body):
             # orjson turned the integer into a float: refuse rather than change it (as decode)
             where = _path_of_big_integer(json.loads(body)) or "body"

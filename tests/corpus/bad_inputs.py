@@ -125,6 +125,14 @@ _NOTE_RTL = "abc\u202edcba \u2066isolate\u2069"
 _NOTE_ODD = "👩‍👧 e\u0301 \u200b\u200d \ufeff 𠀀 家和"
 
 
+def _nested(levels: int) -> Any:
+    """Arrays and objects alternating, ``levels`` deep, around one integer."""
+    value: Any = 1
+    for level in range(levels):
+        value = {"k": value} if level % 2 else [value]
+    return value
+
+
 def _entries() -> Iterator[Entry]:
     v = _visit
     # ---------------------------------------------------------------- malformed JSON
@@ -286,6 +294,13 @@ def _entries() -> Iterator[Entry]:
     # float): refused with a reason rather than silently changed in the log.
     yield Entry("unknown-extra-field-big-integer",
                 _j({**v("extra-big"), "future_counter": BIG_INT}), "64-bit")
+    # Deep nesting under an unknown key: 40 levels are tolerated; 300 crashed the codec
+    # (the fingerprint's serialiser stops at 254 levels), which would have stopped a
+    # worker on that message. Refused with a reason now, like any bad input.
+    yield Entry("unknown-extra-field-nested-40-deep",
+                _j({**v("nested-40"), "future_tree": _nested(40)}), ACCEPTED)
+    yield Entry("unknown-extra-field-nested-300-deep",
+                _j({**v("nested-300"), "future_tree": _nested(300)}), "nested more than")
     # ---------------------------------------------------------------- history
     yield Entry("dup-exact-resend", ORIGINAL, DUPLICATE)
     conflict = json.loads(ORIGINAL)

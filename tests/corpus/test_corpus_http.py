@@ -25,7 +25,12 @@ from typing import Any
 import orjson
 import pytest
 
-from events.codec import MAX_EVENT_BYTES, _has_unrepresentable_integer
+from events.codec import (
+    MAX_EVENT_BYTES,
+    MAX_NESTING,
+    _has_unrepresentable_integer,
+    nested_deeper_than,
+)
 from tests.api.conftest import Api, serve_api
 from tests.corpus.bad_inputs import (
     ACCEPTED,
@@ -89,6 +94,10 @@ def test_each_kind_gets_its_answer(answers: tuple[Api, dict[str, Any]], entry: E
     if not is_json(entry.raw):
         assert entry.expected not in (ACCEPTED, DUPLICATE, SAME_ID)
         assert code == 400 and str(entry.expected) in body["detail"], body
+        return
+    if nested_deeper_than(orjson.loads(entry.raw), MAX_NESTING + 1):
+        # Deeper than any event nests: refused whole before anything walks it.
+        assert code == 422 and "nested more than" in body["detail"], body
         return
     if _has_unrepresentable_integer(entry.raw):
         # The body parser would silently turn the integer into a float: refused whole,

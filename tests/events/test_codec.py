@@ -301,4 +301,6 @@ def test_several_problems_are_all_named():
 
 def test_decode_accepts_bytes_and_str_alike():
     text = with_({})
-    assert decode(text).event == decode(text.encode()).event
+    from_text, from_bytes = decode(text), decode(text.encode())
+    assert isinstance(from_text, Decoded) and isinstance(from_bytes, Decoded)
+    assert from_text.event == from_bytes.event
