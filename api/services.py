@@ -188,11 +188,14 @@ class Services:
         return [r for r in rows if is_within(r["org_unit"], user.org_unit)]
 
     def find_warning(self, user: User, warning_id: str) -> Row | None:
-        """The warning's ledger row if it exists *and* lies in the caller's scope."""
-        for row in self.ledger("warnings", user, None, None):
-            if row["warning_id"] == warning_id:
-                return row
-        return None
+        """The warning's ledger row if it exists *and* lies in the caller's scope (one
+        keyed read, ``ledgers.warning_row``: acknowledging must not read the ledger)."""
+        with self.lock:
+            self._fresh()
+            row = ledgers.warning_row(self.runtime.warehouse, warning_id)
+        if row is None or not is_within(row["org_unit"], user.org_unit):
+            return None
+        return row
 
     def act(self, user: User, row: Row, kind: str, note: str | None,
             assignee: str | None = None) -> str:

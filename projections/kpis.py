@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.instants import format_instant
+from events.instants import MICROS_PER_DAY, format_instant
 from events.orgunits import Level, level_of
 from projections import ledger_common as lc
 from projections import ledger_sql
 from projections import now as now_path
-from projections.schema import CASE_RESOLUTIONS
+from projections.schema import CASE_RESOLUTIONS, HOUSEHOLD_WARNINGS, NEVER
 from projections.warehouse.base import Warehouse
 from projections.warehouse.rows import sql_string
 
@@ -85,28 +85,12 @@ def kpis_sql(as_of: int, prefix: str, facts: str | None = None) -> str:
 
     The raw facts (a past ``as_of``) are expensive, so they are computed once and
     folded per household (repeat households need that grouping) then summed. The
-    pre-aggregated facts (``facts``, now) cost an index range: three light passes
-    over them are cheaper than carrying arrays through a per-household fold."""
+    pre-aggregated facts (``facts``: ``projections.now.kpi_rows``, now) are read in
+    one pass (``_now_sql``), with repeat households from their own pre-aggregate."""
     per_level, escalated = _counts()
     district = "concat(substring(w_org, 1, 6), '000000')"
     if facts is not None:
-        return f"""
-SELECT * FROM (
-  SELECT count() AS warnings, {per_level}, {escalated},
-    countIf(ack_us IS NOT NULL) AS acks,
-    quantileExactLowIf(0.5)(assumeNotNull(ack_us) - raised_us, ack_us IS NOT NULL) AS ack_low,
-    quantileExactHighIf(0.5)(assumeNotNull(ack_us) - raised_us, ack_us IS NOT NULL) AS ack_high
-  FROM {facts}
-) AS k
-CROSS JOIN (
-  SELECT countIf(n > 1) AS repeat_households
-  FROM (SELECT w_key, count() AS n FROM {facts} GROUP BY w_key)
-) AS r
-CROSS JOIN (
-  SELECT groupArray(week) AS weekly_keys, groupArray(n) AS weekly_counts
-  FROM (SELECT {_week(district, "raised_us")} AS week, count() AS n FROM {facts} GROUP BY week)
-) AS w
-CROSS JOIN {_cases(as_of, prefix)}"""
+        return _now_sql(as_of, prefix, facts)
     return f"""
 SELECT * EXCEPT (weekly) FROM (
   SELECT sum(h.n) AS warnings, {_per_level("open")}, {_per_level("unresolved")},
@@ -128,6 +112,68 @@ SELECT * EXCEPT (weekly) FROM (
     GROUP BY w_key
   ) AS h
 ) AS k
+CROSS JOIN {_cases(as_of, prefix)}"""
+
+
+def iso_week_index(micros: str) -> str:
+    """SQL: the number of the ISO week (Monday to Sunday, UTC) holding the instant
+    ``micros``, counted from the week of Monday 1969-12-29 (floor division: earlier
+    instants too) — cheaper to group by than the label."""
+    week, shifted = 7 * MICROS_PER_DAY, f"({micros} + {3 * MICROS_PER_DAY})"
+    return f"intDiv({shifted} - if({shifted} < 0, {week - 1}, 0), {week})"
+
+
+def iso_week_label(index: str) -> str:
+    """SQL: '<ISO year>-W<ISO week>' of an ``iso_week_index`` (``_week``'s label)."""
+    monday = f"addDays(toDate32('1970-01-01'), {index} * 7 - 3)"
+    return (
+        f"concat(toString(toISOYear({monday})), '-W', "
+        f"leftPad(toString(toISOWeek({monday})), 2, '0'))"
+    )
+
+
+def _now_sql(as_of: int, prefix: str, rows: str) -> str:
+    """The KPIs over per-warning rows of numbers (``projections.now.kpi_rows``) in one
+    pass: counters per (district, ISO week) — also the weekly trend — summed, the
+    median from merged quantile states. Repeat households are read from the
+    ``household_warnings`` pre-aggregate (one index range of the scope)."""
+    never = NEVER
+    counters = [
+        *(
+            (f"open_{lv}", f"k_level = {i} AND k_ack = {never} AND k_resolved = {never}")
+            for i, lv in enumerate(lc.WARNING_LEVELS, start=1)
+        ),
+        *(
+            (f"unresolved_{lv}", f"k_level = {i} AND k_resolved = {never}")
+            for i, lv in enumerate(lc.WARNING_LEVELS, start=1)
+        ),
+        *(
+            (f"escalated_{lv}", f"k_esc_rank = {i}")
+            for i, lv in enumerate(lc.HANDLING_LEVELS, start=1)
+        ),
+        ("acks", f"k_ack != {never}"),
+    ]
+    delay = f"k_ack - raised_us, k_ack != {never}"
+    week = f"concat(substring(g_district, 1, 6), '000000', '|', {iso_week_label('g_week')})"
+    return f"""
+SELECT * FROM (
+  SELECT sum(n) AS warnings, {", ".join(f"sum({name}) AS {name}" for name, _ in counters)},
+    quantileExactLowIfMerge(0.5)(q_low) AS ack_low,
+    quantileExactHighIfMerge(0.5)(q_high) AS ack_high,
+    groupArray({week}) AS weekly_keys, groupArray(n) AS weekly_counts
+  FROM (
+    SELECT k_district AS g_district, {iso_week_index("raised_us")} AS g_week,
+      count() AS n, {", ".join(f"countIf({cond}) AS {name}" for name, cond in counters)},
+      quantileExactLowIfState(0.5)({delay}) AS q_low,
+      quantileExactHighIfState(0.5)({delay}) AS q_high
+    FROM {rows}
+    GROUP BY g_district, g_week
+  )
+) AS k
+CROSS JOIN (
+  SELECT countIf(first_warning != last_warning) AS repeat_households
+  FROM {HOUSEHOLD_WARNINGS} FINAL WHERE scope_key = {sql_string(prefix)}
+) AS r
 CROSS JOIN {_cases(as_of, prefix)}"""
 
 
@@ -163,7 +209,7 @@ def kpis(warehouse: Warehouse, scope_org_unit: str, as_of: int | None) -> Row:
     computation over the warning ledger that ``Services.kpis`` did."""
     prefix = scope_prefix(scope_org_unit)
     now, orphans = now_path.resolve(warehouse, as_of)
-    facts = None if orphans is None else now_path.warning_facts(prefix, orphans)
+    facts = None if orphans is None else now_path.kpi_rows(prefix, orphans)
     row: Row = {} if now is None else warehouse.query(kpis_sql(now, prefix, facts)).dicts()[0]
     levels = lc.WARNING_LEVELS
     weekly_keys, weekly_counts = row.get("weekly_keys") or [], row.get("weekly_counts") or []
@@ -189,4 +235,4 @@ def kpis(warehouse: Warehouse, scope_org_unit: str, as_of: int | None) -> Row:
     }
 
 
-__all__ = ["kpis", "kpis_sql", "scope_prefix"]
+__all__ = ["iso_week_index", "iso_week_label", "kpis", "kpis_sql", "scope_prefix"]

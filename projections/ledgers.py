@@ -20,6 +20,7 @@ from projections import ledger_sql, now_guardianship
 from projections import now as now_path
 from projections.pseudonym import erased_label
 from projections.warehouse.base import Warehouse
+from projections.warehouse.rows import sql_string
 
 Row = dict[str, Any]
 
@@ -58,7 +59,6 @@ def warning_ledger(
     now, orphans = now_path.resolve(warehouse, as_of)
     if now is None:
         return []
-    rows = []
     facts = None
     if orphans is not None:
         prefix = None if code is None else code[:6]
@@ -68,29 +68,66 @@ def warning_ledger(
             facts = now_path.warning_facts(prefix, orphans, ledger_sql.page(limit, offset))
             limit, offset = None, 0
     sql = ledger_sql.warnings(now, code, limit=limit, offset=offset, facts=facts)
-    for r in _fetch(warehouse, sql):
-        raised, ack, resolved = r["raised_us"], r["ack_us"], r["resolved_us"]
-        rows.append(
-            {
-                "warning_id": r["warning_id"],
-                "rule_id": r["rule_id"],
-                "level": r["level"],
-                "household_id": _household_id(r),
-                "org_unit": r["org_unit"],
-                "district": district_of(r["org_unit"]),
-                "raised_at": lc.iso(raised),
-                "acknowledged_at": lc.iso(ack),
-                "resolved_at": lc.iso(resolved),
-                "status": lc.warning_status(ack, resolved),
-                "handling_level": r["handling_level"],
-                "handling_org_unit": r["handling_org_unit"],
-                "escalations": int(r["escalations"]),
-                "highest_handling_level": r["highest_handling_level"],
-                "minutes_to_acknowledge": lc.minutes_between(raised, ack),
-                "minutes_to_resolve": lc.minutes_between(raised, resolved),
-            }
-        )
+    rows = [_warning_row(r) for r in _fetch(warehouse, sql)]
     return sorted(rows, key=lc.warning_sort_key)
+
+
+def _warning_row(r: Row) -> Row:
+    raised, ack, resolved = r["raised_us"], r["ack_us"], r["resolved_us"]
+    return {
+        "warning_id": r["warning_id"],
+        "rule_id": r["rule_id"],
+        "level": r["level"],
+        "household_id": _household_id(r),
+        "org_unit": r["org_unit"],
+        "district": district_of(r["org_unit"]),
+        "raised_at": lc.iso(raised),
+        "acknowledged_at": lc.iso(ack),
+        "resolved_at": lc.iso(resolved),
+        "status": lc.warning_status(ack, resolved),
+        "handling_level": r["handling_level"],
+        "handling_org_unit": r["handling_org_unit"],
+        "escalations": int(r["escalations"]),
+        "highest_handling_level": r["highest_handling_level"],
+        "minutes_to_acknowledge": lc.minutes_between(raised, ack),
+        "minutes_to_resolve": lc.minutes_between(raised, resolved),
+    }
+
+
+def warning_row(warehouse: Warehouse, warning_id: str) -> Row | None:
+    """The row ``warning_ledger(warehouse)`` holds for ``warning_id`` (None: no such
+    warning raised), read by its id from the ``warning_state`` pre-aggregate — a few
+    granules, not the ledger (for acknowledge / resolve). The same facts as the
+    ledger's "now" path, restricted to that warning, then its directory row by key
+    (two statements: one would compute the facts twice)."""
+    facts = now_path.warning_facts(None, True, warning_id=warning_id)
+    found = _fetch(warehouse, f"SELECT * FROM {facts}")
+    if not found:
+        return None
+    f = found[0]
+    key = f["w_key"]
+    directory = warehouse.query(
+        f"SELECT household_id, present FROM {ledger_sql._directory(f'({sql_string(key)})')}"
+    ).rows
+    household_id, present = directory[0] if directory else ("", 0)
+    return _warning_row(
+        {
+            "warning_id": f["warning_id"],
+            "rule_id": f["w_rule"],
+            "level": f["w_level"],
+            "household_key": key,
+            "household_id": household_id,
+            "present": present,
+            "org_unit": f["w_org"],
+            "raised_us": f["raised_us"],
+            "ack_us": f["ack_us"],
+            "resolved_us": f["resolved_us"],
+            "escalations": f["escalations"],
+            "handling_level": f["w_handling"],
+            "handling_org_unit": f["w_handling_org"],
+            "highest_handling_level": f["w_highest"],
+        }
+    )
 
 
 def household_ledger(
@@ -108,7 +145,11 @@ def household_ledger(
         return []
     rows = []
     sources = None
-    if orphans is not None and (limit is not None or offset):
+    found: list[Row] | None = None
+    if orphans is not None and code is not None and limit is not None:
+        # now, a district's page: candidates in page order, checked a few at a time
+        found = now_path.household_page(warehouse, now, code, limit, offset)
+    elif orphans is not None and (limit is not None or offset):
         # now, a page: pick its keys from the sort columns, then compute just those
         page = ledger_sql.page(limit, offset)
         keys = [r[0] for r in warehouse.query(now_path.household_page_sql(code, page)).rows]
@@ -118,8 +159,10 @@ def household_ledger(
         limit, offset = None, 0
     elif orphans is not None:
         sources = now_path.household_sources(now, code, orphans)
-    sql = ledger_sql.households(now, code, limit=limit, offset=offset, now_sources=sources)
-    for r in _fetch(warehouse, sql):
+    if found is None:
+        sql = ledger_sql.households(now, code, limit=limit, offset=offset, now_sources=sources)
+        found = _fetch(warehouse, sql)
+    for r in found:
         severity = int(r["severity"] or 0)
         row: Row = {
             "household_id": _household_id(r),

@@ -23,14 +23,24 @@ Exactness of the fast path — the facts must equal ``ledger_sql.warning_facts``
 
 from __future__ import annotations
 
+from typing import Any
+
 from events.instants import MICROS_PER_DAY
 from projections import ledger_common as lc
 from projections import ledger_sql
-from projections.schema import BEFORE_ALL, HOUSEHOLD_STATE, NEVER, WARNING_STATE
+from projections.schema import (
+    BEFORE_ALL,
+    HOUSEHOLD_BY_KEY,
+    HOUSEHOLD_STATE,
+    NEVER,
+    WARNING_KPIS,
+    WARNING_STATE,
+)
 from projections.warehouse.base import Warehouse
 from projections.warehouse.rows import sql_string
 
 _HANDLING = "['community', 'street', 'district', 'city']"
+_SEVERITY = "['yellow', 'orange', 'red']"
 
 
 def latest_instant(warehouse: Warehouse) -> int | None:
@@ -52,12 +62,17 @@ def _districts(prefix: str | None) -> str:
     return f"district_key = {sql_string(prefix[:6] + '000000')}"
 
 
-def warning_facts(prefix: str | None, orphans: bool, page: str = "") -> str:
+def warning_facts(
+    prefix: str | None, orphans: bool, page: str = "", warning_id: str | None = None
+) -> str:
     """``ledger_sql.warning_facts`` for now, from the pre-aggregate (same columns).
 
     ``page`` (``ledger_sql.page``): only the warnings of that page of the ledger
     order — their ids are picked from the two sort columns first, so the other
-    columns are read and computed for a page, not for the whole district."""
+    columns are read and computed for a page, not for the whole district.
+    ``warning_id``: that warning only, its rows of every district ('' orphans
+    included) merged — a few granules: the id is the key's second column, and
+    each district's range is sorted by it."""
     districts = _districts(prefix)
     scope = "" if prefix is None else f" AND startsWith(org_unit, {sql_string(prefix)})"
     if page and not orphans:
@@ -65,6 +80,9 @@ def warning_facts(prefix: str | None, orphans: bool, page: str = "") -> str:
     SELECT warning_id FROM {WARNING_STATE} FINAL
     WHERE {districts} AND raised_us != {NEVER}{scope}
     ORDER BY raised_us, warning_id{page})"""
+    rows = f"({districts}) OR district_key = ''"
+    if warning_id is not None:
+        rows, orphans = f"warning_id = {sql_string(warning_id)}", True
     if orphans:
         source = f"""(
     SELECT warning_id, min(raised_us) AS raised_us, min(ack_us) AS ack_us,
@@ -72,7 +90,7 @@ def warning_facts(prefix: str | None, orphans: bool, page: str = "") -> str:
       max(household_key) AS household_key, max(org_unit) AS org_unit,
       max(raised_handling) AS raised_handling, max(raised_handling_org) AS raised_handling_org,
       groupUniqArrayArray(esc_levels) AS esc_levels, max(latest_esc) AS latest_esc
-    FROM {WARNING_STATE} WHERE ({districts}) OR district_key = ''
+    FROM {WARNING_STATE} WHERE {rows}
     GROUP BY warning_id)"""
     else:
         source = f"(SELECT * FROM {WARNING_STATE} FINAL WHERE {districts})"
@@ -93,6 +111,39 @@ def warning_facts(prefix: str | None, orphans: bool, page: str = "") -> str:
 )"""
 
 
+def kpi_rows(prefix: str, orphans: bool) -> str:
+    """Per warning under ``prefix``, what the KPIs count, as numbers: ``k_district``
+    (its first six digits are the org unit's; one value per district), ``raised_us``,
+    ``k_ack`` / ``k_resolved`` (NEVER: not yet), ``k_level`` (rank of its level in
+    the severity order, 0: none) and ``k_esc_rank`` (rank of its highest handling
+    level if escalated, else 0).
+
+    A city or district scope without orphan rows reads the numeric ``warning_kpis``
+    pre-aggregate (its district key carries the org unit's first six digits);
+    otherwise the rows are ``warning_facts``' converted (strings and arrays merged:
+    ~4× slower over all warnings)."""
+    if not orphans and len(prefix) <= 6:
+        scope = (
+            _districts(prefix)
+            if len(prefix) == 6
+            else f"startsWith(district_key, {sql_string(prefix)})"
+        )
+        return f"""(
+  SELECT district_key AS k_district, raised_us, ack_us AS k_ack,
+    resolved_us AS k_resolved, level_rank AS k_level,
+    if(escalated = 1, highest_rank, 0) AS k_esc_rank
+  FROM {WARNING_KPIS} FINAL
+  WHERE {scope} AND raised_us != {NEVER}
+)"""
+    return f"""(
+  SELECT substring(w_org, 1, 6) AS k_district, raised_us, ifNull(ack_us, {NEVER}) AS k_ack,
+    ifNull(resolved_us, {NEVER}) AS k_resolved,
+    indexOf({_SEVERITY}, ifNull(w_level, '')) AS k_level,
+    if(escalations > 0, indexOf({_HANDLING}, ifNull(w_highest, '')), 0) AS k_esc_rank
+  FROM {warning_facts(prefix, orphans)}
+)"""
+
+
 def _instant_or_null(column: str) -> str:
     return f"if({column} = {BEFORE_ALL}, NULL, {column})"
 
@@ -100,8 +151,7 @@ def _instant_or_null(column: str) -> str:
 def _district_households(district: str) -> str:
     """Households with an event in ``district`` (one index range; repeats allowed)."""
     return (
-        f"(SELECT household_key FROM {HOUSEHOLD_STATE} "
-        f"WHERE district_key = {sql_string(district)})"
+        f"(SELECT household_key FROM {HOUSEHOLD_STATE} WHERE district_key = {sql_string(district)})"
     )
 
 
@@ -194,9 +244,82 @@ def household_sources(
     return facts, open_warnings, keys
 
 
-def resolve(
-    warehouse: Warehouse, as_of: int | None
-) -> tuple[int | None, bool | None]:
+def household_candidates_sql(district: str, limit: int) -> str:
+    """The first ``limit`` households with an event in ``district`` (one index range of
+    ``household_state``) in ledger order — by the household_id shown — with their
+    directory row (household_key, household_id, present). A superset of the
+    district's ledger in the same order: whether each one's latest event is in
+    ``district`` is checked for these few only (``household_rows_sql``)."""
+    keys = _district_households(district)
+    return f"""
+SELECT c.household_key AS household_key, d.household_id AS household_id, d.present AS present
+FROM (SELECT DISTINCT household_key FROM {keys}) AS c
+LEFT JOIN {ledger_sql._directory(keys)} AS d ON c.household_key = d.household_key
+ORDER BY {ledger_sql._shown_id("d", "c.household_key")} LIMIT {int(limit)}
+{ledger_sql._SETTINGS}"""
+
+
+def household_rows_sql(now: int, district: str | None, keys: list[str]) -> str:
+    """The household ledger's columns (but the directory's) for the households
+    ``keys`` (not empty) whose latest org unit is in ``district``: their rows of every
+    district merged by key in ``household_by_key``, and their open warnings."""
+    literal = "(" + ", ".join(sql_string(k) for k in keys) + ")"
+    windows = ", ".join(
+        f"length(arrayFilter(p -> p.1 >= {now - days * MICROS_PER_DAY}, all_petitions)) "
+        f"AS petitions_{days}d"
+        for days in lc.PETITION_WINDOWS_DAYS
+    )
+    in_district = (
+        "" if district is None else f" HAVING startsWith(h_org, {sql_string(district[:6])})"
+    )
+    return f"""
+SELECT h.household_key AS household_key, h.h_org AS org_unit, h.h_indicators AS indicators,
+  h.last_visit_us AS last_visit_us, h.last_followup_us AS last_followup_us,
+  {", ".join(f"h.petitions_{n}d AS petitions_{n}d" for n in lc.PETITION_WINDOWS_DAYS)},
+  h.first_seen_us AS first_seen_us, o.open_warnings AS open_warnings, o.severity AS severity
+FROM (
+  SELECT household_key, max(latest).3 AS h_org,
+    arraySort(groupUniqArrayArray(indicators)) AS h_indicators,
+    {_instant_or_null("max(last_visit_us)")} AS last_visit_us,
+    {_instant_or_null("max(last_followup_us)")} AS last_followup_us,
+    groupUniqArrayArray(petitions) AS all_petitions, {windows}, min(first_us) AS first_seen_us
+  FROM {HOUSEHOLD_BY_KEY} WHERE household_key IN {literal}
+  GROUP BY household_key{in_district}
+) AS h
+LEFT JOIN {_open_warnings_of(literal)} AS o ON h.household_key = o.household_key
+{ledger_sql._SETTINGS}"""
+
+
+def household_page(
+    warehouse: Warehouse, now: int, district: str, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """A page of the district's household ledger "now": ``ledger_sql.households``' rows.
+
+    Candidates come in ledger order from the district's index range; the first few
+    are checked (their latest event may lie in another district) until the page is
+    full or the candidates run out, so the result is exactly the ledger's slice."""
+    want = offset + limit
+    if limit == 0:
+        return []
+    n = want + want // 2 + 8  # a margin for candidates that moved away
+    while True:
+        candidates = warehouse.query(household_candidates_sql(district, n)).dicts()
+        if not candidates:
+            return []
+        keys = [c["household_key"] for c in candidates]
+        found = {
+            r["household_key"]: r
+            for r in warehouse.query(household_rows_sql(now, district, keys)).dicts()
+        }
+        rows = [
+            {**c, **found[c["household_key"]]} for c in candidates if c["household_key"] in found
+        ]
+        if len(rows) >= want or len(candidates) < n:
+            return rows[offset:want]
+        n *= 4
+
+
+def resolve(warehouse: Warehouse, as_of: int | None) -> tuple[int | None, bool | None]:
     """(the ledgers' "now", whether the pre-aggregates serve it — then the value says
     whether orphan rows need the slower merge; None: use the raw path). The
     pre-aggregates serve only an ``as_of`` that cuts nothing off."""
@@ -209,8 +332,12 @@ def resolve(
 
 __all__ = [
     "has_orphans",
+    "household_candidates_sql",
+    "household_page",
     "household_page_sql",
+    "household_rows_sql",
     "household_sources",
+    "kpi_rows",
     "latest_instant",
     "resolve",
     "warning_facts",

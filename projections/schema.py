@@ -23,7 +23,14 @@ Three tables and two views:
   latest instant of each source table (the ledgers' default "now") —, and for
   the guardianship ledger ``guardianship_state`` (per household and child: latest
   gap, restores) and ``household_care`` (per household: care instants, latest
-  follow-up). Every
+  follow-up), ``household_by_key`` — ``household_state``'s columns merged per
+  household, ordered by its key (keyed lookups: a page's households, their
+  home district) — and ``household_warnings`` — per (scope, household) the
+  least and greatest id of the warnings raised there (repeat households) —, and
+  ``warning_kpis``, ``warning_state``'s facts the KPIs count, as numbers only
+  (the city's KPIs read all warnings: merging strings and arrays costs 4×) —, and
+  ``guardianship_districts``, the (household, child) pairs with a gap in each
+  district (a guardianship page's candidates). Every
   aggregate is idempotent (min, max, set union), so re-sent rows, a replay,
   or the backfill ``ensure_schema`` runs when a pre-aggregate is added to an
   existing warehouse change nothing.
@@ -57,14 +64,30 @@ CASE_RESOLUTIONS = "case_resolutions"
 BOUNDS = "data_bounds"
 GUARDIANSHIP_STATE = "guardianship_state"
 HOUSEHOLD_CARE = "household_care"
+HOUSEHOLD_BY_KEY = "household_by_key"
+HOUSEHOLD_WARNINGS = "household_warnings"
+WARNING_KPIS = "warning_kpis"
+GUARDIANSHIP_DISTRICTS = "guardianship_districts"
 TABLES: tuple[str, ...] = (EVENTS, LIFECYCLE, DIRECTORY)
 #: Tables filled by materialized views (truncated with the sources on reset).
 AGGREGATES: tuple[str, ...] = (
-    WARNING_STATE, HOUSEHOLD_STATE, CASE_RESOLUTIONS, BOUNDS, GUARDIANSHIP_STATE, HOUSEHOLD_CARE
+    WARNING_STATE,
+    HOUSEHOLD_STATE,
+    CASE_RESOLUTIONS,
+    BOUNDS,
+    GUARDIANSHIP_STATE,
+    HOUSEHOLD_CARE,
+    HOUSEHOLD_BY_KEY,
+    HOUSEHOLD_WARNINGS,
+    WARNING_KPIS,
+    GUARDIANSHIP_DISTRICTS,
 )
 #: "No such instant" in the min/max aggregates (no NULLs: they would defeat merging).
 NEVER = (1 << 63) - 1
 BEFORE_ALL = -(1 << 63)
+#: Digits of an org unit code that the units containing it share (city, district,
+#: street, community): the scopes of ``household_warnings``.
+SCOPE_PREFIX_DIGITS: tuple[int, ...] = (4, 6, 9, 12)
 
 _TS = pa.timestamp("us", tz="UTC")
 _LC_NULL_STR = "LowCardinality(Nullable(String))"
@@ -275,19 +298,41 @@ _HOUSEHOLD_STATE_SELECT = (
     f"FROM {EVENTS}"
 )
 
+_HOUSEHOLD_COLUMNS = """latest SimpleAggregateFunction(max, Tuple(Int64, UInt64, String)),
+  first_us SimpleAggregateFunction(min, Int64),
+  last_visit_us SimpleAggregateFunction(max, Int64),
+  last_followup_us SimpleAggregateFunction(max, Int64),
+  indicators SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+  petitions SimpleAggregateFunction(groupUniqArrayArray, Array(Tuple(Int64, String)))"""
+
 HOUSEHOLD_STATE_AGGREGATE = Aggregate(
     HOUSEHOLD_STATE,
     f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_STATE} (
   district_key String,
   household_key String,
-  latest SimpleAggregateFunction(max, Tuple(Int64, UInt64, String)),
-  first_us SimpleAggregateFunction(min, Int64),
-  last_visit_us SimpleAggregateFunction(max, Int64),
-  last_followup_us SimpleAggregateFunction(max, Int64),
-  indicators SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
-  petitions SimpleAggregateFunction(groupUniqArrayArray, Array(Tuple(Int64, String)))
+  {_HOUSEHOLD_COLUMNS}
 ) ENGINE = AggregatingMergeTree ORDER BY (district_key, household_key)""",
     (("household_state_from_events", EVENTS, _HOUSEHOLD_STATE_SELECT),),
+)
+
+# The same columns per household, all districts merged, ordered by the key: a
+# household page reads its few households (and checks their home district) by key
+# instead of scanning ``household_state``'s key column. Small granules: a lookup
+# of ~100 random keys reads ~100 granules.
+HOUSEHOLD_BY_KEY_AGGREGATE = Aggregate(
+    HOUSEHOLD_BY_KEY,
+    f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_BY_KEY} (
+  household_key String,
+  {_HOUSEHOLD_COLUMNS}
+) ENGINE = AggregatingMergeTree ORDER BY household_key
+SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 8192""",
+    (
+        (
+            "household_by_key_from_events",
+            EVENTS,
+            _HOUSEHOLD_STATE_SELECT.replace("SELECT district AS district_key, ", "SELECT ", 1),
+        ),
+    ),
 )
 
 # The case.resolved events (6% of all) by district: the KPIs' local-resolution
@@ -322,12 +367,18 @@ BOUNDS_AGGREGATE = Aggregate(
   max_us SimpleAggregateFunction(max, Int64)
 ) ENGINE = AggregatingMergeTree ORDER BY source""",
     (
-        ("data_bounds_from_events", EVENTS,
-         f"SELECT '{EVENTS}' AS source, max({_US}(occurred_at)) AS max_us FROM {EVENTS} "
-         "HAVING count() > 0"),
-        ("data_bounds_from_lifecycle", LIFECYCLE,
-         f"SELECT '{LIFECYCLE}' AS source, max({_US}(at)) AS max_us FROM {LIFECYCLE} "
-         "HAVING count() > 0"),
+        (
+            "data_bounds_from_events",
+            EVENTS,
+            f"SELECT '{EVENTS}' AS source, max({_US}(occurred_at)) AS max_us FROM {EVENTS} "
+            "HAVING count() > 0",
+        ),
+        (
+            "data_bounds_from_lifecycle",
+            LIFECYCLE,
+            f"SELECT '{LIFECYCLE}' AS source, max({_US}(at)) AS max_us FROM {LIFECYCLE} "
+            "HAVING count() > 0",
+        ),
     ),
 )
 
@@ -382,6 +433,92 @@ HOUSEHOLD_CARE_AGGREGATE = Aggregate(
     ),
 )
 
+# Per (scope, household): the least and greatest id of the warnings raised there,
+# for every scope that contains the raise's org unit (its city, district, street
+# and community prefixes: ``kpis.scope_prefix``). A household repeats in a scope
+# iff the two differ; min / max keep re-sent raises idempotent, and only the raise
+# (which carries the household and the org unit) decides, as in the ledger.
+HOUSEHOLD_WARNINGS_AGGREGATE = Aggregate(
+    HOUSEHOLD_WARNINGS,
+    f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_WARNINGS} (
+  scope_key String,
+  household_key String,
+  first_warning SimpleAggregateFunction(min, String),
+  last_warning SimpleAggregateFunction(max, String)
+) ENGINE = AggregatingMergeTree ORDER BY (scope_key, household_key)""",
+    (
+        (
+            "household_warnings_from_lifecycle",
+            LIFECYCLE,
+            "SELECT arrayJoin(arrayDistinct(arrayMap(n -> substring(ifNull(org_unit, ''), 1, n), "
+            f"{list(SCOPE_PREFIX_DIGITS)}))) AS scope_key, household_key, "
+            "warning_id AS first_warning, warning_id AS last_warning "
+            f"FROM {LIFECYCLE} WHERE type = 'warning.raised'",
+        ),
+    ),
+)
+
+_SEVERITY = "['yellow', 'orange', 'red']"
+_HANDLING = "['community', 'street', 'district', 'city']"
+
+# Per (district, warning), like ``warning_state``, but only what the KPIs count and
+# only numbers: the raise's level as its rank in _SEVERITY, the highest handling
+# level as its rank in _HANDLING (the raise's handling level or an escalation's
+# to_level, as ``ledger_sql.warning_facts`` ranks them), whether it was escalated.
+WARNING_KPIS_AGGREGATE = Aggregate(
+    WARNING_KPIS,
+    f"""CREATE TABLE IF NOT EXISTS {WARNING_KPIS} (
+  district_key String,
+  warning_id String,
+  raised_us SimpleAggregateFunction(min, Int64),
+  ack_us SimpleAggregateFunction(min, Int64),
+  resolved_us SimpleAggregateFunction(min, Int64),
+  level_rank SimpleAggregateFunction(max, UInt8),
+  highest_rank SimpleAggregateFunction(max, UInt8),
+  escalated SimpleAggregateFunction(max, UInt8)
+) ENGINE = AggregatingMergeTree ORDER BY (district_key, warning_id)""",
+    (
+        (
+            "warning_kpis_from_lifecycle",
+            LIFECYCLE,
+            "SELECT ifNull(district, '') AS district_key, warning_id, "
+            f"{_first('warning.raised')} AS raised_us, "
+            f"{_first('warning.acknowledged')} AS ack_us, "
+            f"{_first('warning.resolved')} AS resolved_us, "
+            "toUInt8(if(type = 'warning.raised', "
+            f"indexOf({_SEVERITY}, ifNull(level, '')), 0)) AS level_rank, "
+            "toUInt8(multiIf("
+            f"type = 'warning.raised', indexOf({_HANDLING}, ifNull(handling_level, '')), "
+            f"type = 'warning.escalated', indexOf({_HANDLING}, ifNull(to_level, '')), "
+            "0)) AS highest_rank, "
+            "toUInt8(type = 'warning.escalated') AS escalated "
+            f"FROM {LIFECYCLE} WHERE type IN {_WARNING_TYPES}",
+        ),
+    ),
+)
+
+# The (household, child) pairs with a gap recorded in each district: one index
+# range holds every pair whose ledger row can belong to the district (its latest
+# gap is one of its gaps), so a page reads its candidates in page order and checks
+# the latest gap of a few (``projections.now_guardianship``). Keys only: a
+# re-sent gap replaces its own row.
+GUARDIANSHIP_DISTRICTS_AGGREGATE = Aggregate(
+    GUARDIANSHIP_DISTRICTS,
+    f"""CREATE TABLE IF NOT EXISTS {GUARDIANSHIP_DISTRICTS} (
+  district_key String,
+  household_key String,
+  child String
+) ENGINE = ReplacingMergeTree ORDER BY (district_key, household_key, child)""",
+    (
+        (
+            "guardianship_districts_from_events",
+            EVENTS,
+            "SELECT toString(district) AS district_key, household_key, "
+            f"ifNull(child_ref, '') AS child FROM {EVENTS} WHERE type = {_GAP}",
+        ),
+    ),
+)
+
 AGGREGATE_DEFINITIONS: tuple[Aggregate, ...] = (
     WARNING_STATE_AGGREGATE,
     HOUSEHOLD_STATE_AGGREGATE,
@@ -389,4 +526,8 @@ AGGREGATE_DEFINITIONS: tuple[Aggregate, ...] = (
     BOUNDS_AGGREGATE,
     GUARDIANSHIP_STATE_AGGREGATE,
     HOUSEHOLD_CARE_AGGREGATE,
+    HOUSEHOLD_BY_KEY_AGGREGATE,
+    HOUSEHOLD_WARNINGS_AGGREGATE,
+    WARNING_KPIS_AGGREGATE,
+    GUARDIANSHIP_DISTRICTS_AGGREGATE,
 )

@@ -10,7 +10,8 @@ then reports p50/p95 in milliseconds for district 230102:
 
 * what a dashboard asks, ``runs`` times each (the < 100 ms target): the first
   page (50 rows) of each ledger and the KPIs of a district chair and of the
-  city, all "now" (``as_of`` None, served by the pre-aggregates);
+  city, all "now" (``as_of`` None, served by the pre-aggregates), and one
+  warning's ledger row by id (``ledgers.warning_row``);
 * the rest, ``other_runs`` times each: the same pages and KPIs at a past
   ``as_of`` (the exact raw path), whole district ledgers, and the daily counts.
 
@@ -239,6 +240,8 @@ def dashboard_queries(as_of: int, district: str) -> dict[str, Callable[[ChdbWare
         ),
         "kpis_chair_now": lambda w: kpis.kpis(w, chair, None),
         "kpis_city_now": lambda w: kpis.kpis(w, CITY, None),
+        # what acknowledge / resolve look up (api Services.find_warning): one ledger row
+        "warning_row": lambda w: [ledgers.warning_row(w, "w-250000")],
     }
 
 

@@ -79,13 +79,16 @@ class SqlWarehouse(ABC):
         """Fill a pre-aggregate that is empty while its sources are not: added to an
         existing warehouse (or a start that died before its backfill). Rows inserted
         meanwhile reach it twice, through the view and the backfill: harmless, the
-        aggregates are idempotent."""
+        aggregates are idempotent. The backfill is merged at once (OPTIMIZE … FINAL):
+        it arrives as one part per million rows, each spanning every key, and a keyed
+        lookup would read each of them until background merges catch up."""
         if self.query(f"SELECT count() FROM {aggregate.table}").rows[0][0]:
             return
         sources = {source for _, source, _ in aggregate.feeds}
         if any(self.query(f"SELECT count() FROM {t}").rows[0][0] for t in sorted(sources)):
             for statement in aggregate.backfill():
                 self._execute(statement)
+            self._execute(f"OPTIMIZE TABLE {aggregate.table} FINAL")
 
     def write_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         if not events:

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from events.instants import format_instant, parse_instant, to_datetime
+from events.instants import MICROS_PER_DAY, format_instant, parse_instant, to_datetime
 from events.orgunits import city_of, district_of, is_within, street_of
 from projections import analytics, kpis, ledger_sql, ledgers, now, reference, schema
 from projections.pseudonym import household_key
 from projections.warehouse.base import QueryResult, Warehouse
 from projections.warehouse.sqlbase import SqlWarehouse
-from tests.projections.datagen import PERSONAL_MARK, Dataset, make_dataset
+from tests.projections.datagen import PERSONAL_MARK, T0, Dataset, _Gen, make_dataset
 
 CONTRACT_SECRET = b"contract-secret"
 LEDGERS: dict[str, tuple[Callable[..., list[dict[str, Any]]], Callable[..., list[dict[str, Any]]]]]
@@ -532,8 +532,18 @@ class WarehouseContract:
         assert ledgers.household_ledger(wh) == expected(data, "households")
         assert count(wh, schema.GUARDIANSHIP_STATE) > 0 and count(wh, schema.HOUSEHOLD_CARE) > 0
         assert ledgers.guardianship_ledger(wh) == expected(data, "guardianship")
+        for table in (schema.HOUSEHOLD_BY_KEY, schema.HOUSEHOLD_WARNINGS, schema.WARNING_KPIS):
+            assert count(wh, table) > 0, table
+        district = district_of(data.events[0]["org_unit"])
+        homes = expected(data, "households", None, district)
+        assert ledgers.household_ledger(wh, None, district, limit=3, offset=1) == homes[1:4]
+        for scope in scopes_of(data):
+            assert kpis.kpis(wh, scope, None) == python_kpis(data, scope, None), scope
         wh.ensure_schema()  # idempotent: no second backfill needed, none harmful
         assert ledgers.warning_ledger(wh) == before
+        assert kpis.kpis(wh, scopes_of(data)[0], None) == python_kpis(
+            data, scopes_of(data)[0], None
+        )
 
     def test_now_pages_count_resent_rows_once(self, wh: Warehouse) -> None:
         data = make_dataset(21, households=60)
@@ -559,3 +569,139 @@ class WarehouseContract:
         for table in schema.AGGREGATES:
             assert count(wh, table) == 0, table
         assert now.latest_instant(wh) is None
+
+    def test_household_page_skips_households_that_moved_away(self, wh: Warehouse) -> None:
+        """The page's candidates (households with an event in the district) are checked
+        a few at a time: here the first 30 in page order moved to another district
+        later, so the first check finds nothing and more candidates are read."""
+        gen = _Gen(31)
+        home, away = "230102001001", "230103001001"
+        for n in range(40):
+            household = f"HH-M-{n:03d}"
+            gen.data.events.append(gen.envelope(household, home, "followup.recorded", T0, {}))
+            if n < 30:  # moved: the latest event is elsewhere
+                later = T0 + (n + 1) * MICROS_PER_DAY
+                gen.data.events.append(
+                    gen.envelope(household, away, "followup.recorded", later, {})
+                )
+        data = gen.finish()
+        load(wh, data, batch=7)
+        load(wh, data, batch=11)  # re-sent
+        for district in (district_of(home), district_of(away)):
+            full = expected(data, "households", None, district)
+            assert len(full) == (10 if district == district_of(home) else 30)
+            for limit, offset in ((1, 0), (4, 3), (10, 0), (5, 8), (50, 0)):
+                got = ledgers.household_ledger(wh, None, district, limit=limit, offset=offset)
+                assert got == full[offset : offset + limit], (district, limit, offset)
+            assert ledgers.household_ledger(wh, None, district) == full
+
+    def test_warning_row_is_the_ledger_row(self, wh: Warehouse) -> None:
+        data = make_dataset(32, households=40)
+        raises = [r for r in data.lifecycle if r["type"] == "warning.raised"]
+        transitions = [r for r in data.lifecycle if r["type"] != "warning.raised"]
+        load(wh, Dataset(data.events, transitions[::2]), batch=13)  # before their raise
+        load(wh, Dataset([], raises + transitions), batch=17)
+        load(wh, Dataset([], list(reversed(data.lifecycle))), batch=19)  # re-sent
+        wh.erase_household(raises[0]["household_id"])
+        full = ledgers.warning_ledger(wh)
+        erased = frozenset({raises[0]["household_id"]})
+        assert full == expected(data, "warnings", erased=erased) and len(full) == len(raises)
+        assert any(r["escalations"] for r in full) and any(r["resolved_at"] for r in full)
+        assert any(r["household_id"].startswith("erased:") for r in full if r["household_id"])
+        for row in full:
+            assert ledgers.warning_row(wh, row["warning_id"]) == row, row["warning_id"]
+        assert ledgers.warning_row(wh, "no-such-warning") is None
+        assert ledgers.warning_row(wh, "it's a 'quoted' id") is None
+
+    def test_warning_row_needs_the_raise(self, wh: Warehouse) -> None:
+        data = make_dataset(33, households=20)
+        transition = next(r for r in data.lifecycle if r["type"] != "warning.raised")
+        load(wh, Dataset(data.events, [transition]))  # its raise is not written yet
+        assert ledgers.warning_row(wh, transition["warning_id"]) is None
+        assert ledgers.warning_ledger(wh) == []
+
+    def test_repeat_households_per_scope_count_resent_raises_once(self, wh: Warehouse) -> None:
+        """``household_warnings`` keeps the least and greatest warning id per (scope,
+        household): a re-sent raise (same id) never makes a household repeat."""
+        data = make_dataset(34, households=50)
+        single: dict[str | None, dict[str, Any]] = {}
+        for r in data.lifecycle:
+            if r["type"] == "warning.raised":
+                single.setdefault(r.get("household_id"), r)
+        once = list(single.values())  # one warning per household
+        load(wh, Dataset(data.events, once))
+        load(wh, Dataset([], once * 2), batch=5)  # the same raises again
+        for scope in scopes_of(data):
+            prefix = kpis.scope_prefix(scope)
+            assert kpis.kpis(wh, scope, None)["repeat_households"] == 0, scope
+            sql = (
+                f"SELECT countIf(first_warning != last_warning) FROM {schema.HOUSEHOLD_WARNINGS} "
+                f"FINAL WHERE scope_key = '{prefix}'"
+            )
+            assert wh.query(sql).rows[0][0] == 0
+        load(wh, data)
+        for scope in scopes_of(data):
+            assert kpis.kpis(wh, scope, None) == python_kpis(data, scope, None), scope
+
+    def test_guardianship_page_skips_pairs_whose_latest_gap_moved(self, wh: Warehouse) -> None:
+        """Like the household page: the first 30 pairs in page order had a later gap in
+        another district, so more candidates are read until the page is full."""
+        gen = _Gen(35)
+        home, away = "230102001001", "230103001001"
+        gap = "child.guardianship_gap_recorded"
+        for n in range(40):
+            household = f"HH-G-{n:03d}"
+            gen.data.events.append(gen.envelope(household, home, gap, T0, {"child_ref": "c1"}))
+            if n < 30:
+                later = T0 + (n + 1) * MICROS_PER_DAY
+                child = {"child_ref": "c1"}
+                gen.data.events.append(gen.envelope(household, away, gap, later, child))
+            if n % 3 == 0:  # restored, later than the first gap
+                restored = T0 + MICROS_PER_DAY // 2
+                gen.data.events.append(
+                    gen.envelope(
+                        household,
+                        home,
+                        "child.guardianship_restored",
+                        restored,
+                        {"child_ref": "c1"},
+                    )
+                )
+        data = gen.finish()
+        load(wh, data, batch=7)
+        load(wh, data, batch=11)  # re-sent
+        for district in (district_of(home), district_of(away)):
+            full = expected(data, "guardianship", None, district)
+            assert len(full) == (10 if district == district_of(home) else 30)
+            for limit, offset in ((1, 0), (4, 3), (10, 0), (5, 8), (50, 0)):
+                got = ledgers.guardianship_ledger(wh, None, district, limit=limit, offset=offset)
+                assert got == full[offset : offset + limit], (district, limit, offset)
+
+    def test_iso_week_of_an_instant_matches_python(self, wh: Warehouse) -> None:
+        """The KPIs' weekly trend groups by week number, then labels it: the label must
+        be the ISO year and week of every instant, at year ends and before 1970 too."""
+        instants = [
+            parse_instant(text)
+            for text in (
+                "2024-12-29T23:59:59.999999Z",
+                "2024-12-30T00:00:00Z",
+                "2025-12-28T12:00:00Z",
+                "2025-12-29T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+                "2027-01-03T23:59:59Z",
+                "2027-01-04T00:00:00Z",
+                "2020-12-31T00:00:00Z",
+                "2021-01-03T00:00:00Z",
+                "1970-01-01T00:00:00Z",
+                "1969-12-28T23:59:59.999999Z",
+                "1969-12-29T00:00:00Z",
+                "1960-06-15T08:00:00Z",
+            )
+        ]
+        values = ", ".join(f"toInt64({us})" for us in instants)
+        label = kpis.iso_week_label(kpis.iso_week_index("us"))
+        sql = f"SELECT us, {label} AS week FROM (SELECT arrayJoin([{values}]) AS us)"
+        got = dict(wh.query(sql).rows)
+        for us in instants:
+            year, week, _ = to_datetime(us).isocalendar()
+            assert got[us] == f"{year}-W{week:02d}", format_instant(us)
