@@ -190,6 +190,7 @@ def decode_object(
 #: out inline, with the very same tests in the same order (a call costs as much as a test).
 _VALIDATE = _ADAPTER.validator.validate_python  # what TypeAdapter.validate_python calls
 _TIMESTAMP_PROBLEM = "{}: must be an ISO 8601 date-time with a UTC offset"
+_TIMESTAMP_FIELDS = ("occurred_at", "recorded_at")  # checked in this order
 
 
 def _decode_dict(
@@ -209,32 +210,20 @@ def _decode_typed(
     """``_decode_dict`` once ``event_type`` is known to be a catalog type."""
     get = obj.get
     # _timestamp_problem with _is_iso_date_time, written out (same tests, same order)
-    value = get("occurred_at")
-    if value is not None and (
-        not isinstance(value, str)
-        or not (
-            len(value) >= 16
-            and value[4] == "-"
-            and value[7] == "-"
-            and value[10] in "Tt "
-            and value[13] == ":"
-            and value[:4].isdigit()
-        )
-    ):
-        return Rejected(_TIMESTAMP_PROBLEM.format("occurred_at"), raw, *_identity(obj))
-    value = get("recorded_at")
-    if value is not None and (
-        not isinstance(value, str)
-        or not (
-            len(value) >= 16
-            and value[4] == "-"
-            and value[7] == "-"
-            and value[10] in "Tt "
-            and value[13] == ":"
-            and value[:4].isdigit()
-        )
-    ):
-        return Rejected(_TIMESTAMP_PROBLEM.format("recorded_at"), raw, *_identity(obj))
+    for name in _TIMESTAMP_FIELDS:
+        value = get(name)
+        if value is not None and (
+            not isinstance(value, str)
+            or not (
+                len(value) >= 16
+                and value[4] == "-"
+                and value[7] == "-"
+                and value[10] in "Tt "
+                and value[13] == ":"
+                and value[:4].isdigit()
+            )
+        ):
+            return Rejected(_TIMESTAMP_PROBLEM.format(name), raw, *_identity(obj))
     current = obj
     value = get("event_id")  # _canonical_event_id's test, before calling it
     if isinstance(value, str) and not (len(value) == 36 and value.islower()):
