@@ -134,6 +134,10 @@ def _type_problem(event_type: Any) -> str:
     return f"type: unknown event type {event_type!r}"
 
 
+_TIMESTAMP_PROBLEM = "{}: must be an ISO 8601 date-time with a UTC offset"
+_TIMESTAMP_FIELDS = ("occurred_at", "recorded_at")  # checked in this order
+
+
 def _is_iso_date_time(value: str) -> bool:
     """``YYYY-MM-DD[T ]HH:MM…`` by shape (pydantic then parses and checks the digits)."""
     return (
@@ -148,10 +152,10 @@ def _is_iso_date_time(value: str) -> bool:
 
 def _timestamp_problem(obj: Mapping[str, Any]) -> str | None:
     """Timestamps must be ISO 8601 date-times; pydantic would also take Unix numbers."""
-    for name in ("occurred_at", "recorded_at"):
+    for name in _TIMESTAMP_FIELDS:
         value = obj.get(name)
         if value is not None and (not isinstance(value, str) or not _is_iso_date_time(value)):
-            return f"{name}: must be an ISO 8601 date-time with a UTC offset"
+            return _TIMESTAMP_PROBLEM.format(name)
     return None
 
 
@@ -185,12 +189,10 @@ def decode_object(
     return _decode_dict(obj, raw, upcasters, obj.get("type"))
 
 
-#: Every event passes through here: the steps of ``_identity``, ``_timestamp_problem``,
-#: ``_canonical_event_id`` and ``UpcasterRegistry.upcast`` (its no-op case) are written
-#: out inline, with the very same tests in the same order (a call costs as much as a test).
+#: Every event passes through here: the steps of ``_identity``, ``_canonical_event_id``
+#: and ``UpcasterRegistry.upcast`` (its no-op case) are written out inline, with the very
+#: same tests in the same order (a call costs as much as a test).
 _VALIDATE = _ADAPTER.validator.validate_python  # what TypeAdapter.validate_python calls
-_TIMESTAMP_PROBLEM = "{}: must be an ISO 8601 date-time with a UTC offset"
-_TIMESTAMP_FIELDS = ("occurred_at", "recorded_at")  # checked in this order
 
 
 def _decode_dict(
@@ -209,21 +211,9 @@ def _decode_typed(
 ) -> Decoded | Rejected:
     """``_decode_dict`` once ``event_type`` is known to be a catalog type."""
     get = obj.get
-    # _timestamp_problem with _is_iso_date_time, written out (same tests, same order)
-    for name in _TIMESTAMP_FIELDS:
-        value = get(name)
-        if value is not None and (
-            not isinstance(value, str)
-            or not (
-                len(value) >= 16
-                and value[4] == "-"
-                and value[7] == "-"
-                and value[10] in "Tt "
-                and value[13] == ":"
-                and value[:4].isdigit()
-            )
-        ):
-            return Rejected(_TIMESTAMP_PROBLEM.format(name), raw, *_identity(obj))
+    problem = _timestamp_problem(obj)
+    if problem is not None:
+        return Rejected(problem, raw, *_identity(obj))
     current = obj
     value = get("event_id")  # _canonical_event_id's test, before calling it
     if isinstance(value, str) and not (len(value) == 36 and value.islower()):
