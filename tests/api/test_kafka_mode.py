@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from streams.kafka_admin import describe
 from streams.kafka_runtime.settings import Topics
 from streams.worker import create_topic_set
 from tests.api.conftest import DELIVERY_ARGS, ROOT, USERS, Api, Receiver, event, serve_api
-from tests.api.test_stream import _read_events
+from tests.api.test_stream import assert_live_stream_is_scoped
 
 if TYPE_CHECKING:
     from tests.kafka_fixtures import KafkaBroker
@@ -320,19 +319,8 @@ def test_a_restarted_api_resumes_the_mirror_without_duplicates(
 
 def test_live_stream_on_kafka_is_scoped(kafka_api: KafkaApi) -> None:
     """SSE reads the mirrored lifecycle table: the worker's raise arrives, in scope only."""
-    api = kafka_api.api
-    got: list[dict[str, Any]] = []
-    ready = threading.Event()
-    reader = threading.Thread(target=_read_events,
-                              args=(api, "chair102", "", "hh-k-sse-102", got, ready))
-    reader.start()
-    assert ready.wait(20)
-    api.publish("chair103", [event("230103005001", "hh-k-sse-103")])
-    api.publish("chair102", [event("230102005001", "hh-k-sse-102")])
-    reader.join(120)
-    assert not reader.is_alive()
-    assert [g["warning"]["household_id"] for g in got] == ["hh-k-sse-102"]
-    assert got[0]["record"]["type"] == "warning.raised"
+    assert_live_stream_is_scoped(kafka_api.api, "k-sse", "230103005001", "230102005001",
+                                 wait_s=120)
 
 
 def test_events_wait_in_the_outbox_while_the_broker_is_away(tmp_path: Path) -> None:

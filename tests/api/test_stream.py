@@ -27,19 +27,26 @@ def _read_events(api: Api, user: str, query: str, until: str, out: list[dict[str
                     return
 
 
-def test_live_stream_is_scoped(api: Api) -> None:
+def assert_live_stream_is_scoped(api: Api, tag: str, org_103: str, org_102: str,
+                                 wait_s: float) -> None:
+    """chair102 listens while a raise happens in 南岗区 and then in 道里区: her stream
+    shows hers only (``hh-{tag}-102``), within ``wait_s`` seconds."""
     got: list[dict[str, Any]] = []
     ready = threading.Event()
     reader = threading.Thread(target=_read_events,
-                              args=(api, "chair102", "", "hh-sse-102", got, ready))
+                              args=(api, "chair102", "", f"hh-{tag}-102", got, ready))
     reader.start()
     assert ready.wait(20)
-    api.publish("chair103", [event("230103002001", "hh-sse-103")])
-    api.publish("chair102", [event("230102008001", "hh-sse-102")])
-    reader.join(20)
+    api.publish("chair103", [event(org_103, f"hh-{tag}-103")])
+    api.publish("chair102", [event(org_102, f"hh-{tag}-102")])
+    reader.join(wait_s)
     assert not reader.is_alive()
-    assert [g["warning"]["household_id"] for g in got] == ["hh-sse-102"]
+    assert [g["warning"]["household_id"] for g in got] == [f"hh-{tag}-102"]
     assert got[0]["record"]["type"] == "warning.raised"
+
+
+def test_live_stream_is_scoped(api: Api) -> None:
+    assert_live_stream_is_scoped(api, "sse", "230103002001", "230102008001", wait_s=20)
 
 
 def test_replay_from_start_never_shows_other_districts(api: Api) -> None:
