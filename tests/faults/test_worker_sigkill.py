@@ -37,6 +37,7 @@ from tests.streams.test_worker import (
     publish,
     read_all,
     wait_for_records,
+    warehouse_counts,
     workers,  # noqa: F401  (the fixture)
 )
 
@@ -115,16 +116,6 @@ def test_twenty_sigkills_of_the_worker_lose_and_duplicate_nothing(
     print(f"  warnings topic: {sent} messages for {len(got)} records "
           f"({sent - len(got)} identical re-sends after kills)")
     workers.stop()  # chdb: one process per path
-
-    from projections.warehouse.chdb_backend import ChdbWarehouse
-
-    secret = (workers.tmp / "home" / "pseudonym.key").read_bytes().strip()
-    store = ChdbWarehouse(warehouse, secret)
-    try:
-        events = store.query("SELECT count() FROM events FINAL").rows[0][0]
-        lifecycle = store.query("SELECT count() FROM lifecycle FINAL").rows[0][0]
-        raw = store.query("SELECT count() FROM lifecycle").rows[0][0]
-    finally:
-        store.close()
+    events, lifecycle, raw = warehouse_counts(workers, warehouse)
     print(f"  warehouse: {events} events, {lifecycle} lifecycle rows ({raw} before FINAL)")
     assert (events, lifecycle) == (expected.processed, len(expected.records))

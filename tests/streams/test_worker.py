@@ -225,17 +225,23 @@ def test_one_worker_matches_replay(workers: Workers, stream: list[bytes]) -> Non
     assert_same(wait_for_records(workers, expected), expected)
     assert_dlq(workers, expected)
     workers.stop()  # chdb: one process per path
+    events, lifecycle, _ = warehouse_counts(workers, warehouse)
+    assert (events, lifecycle) == (expected.processed, len(expected.records))
 
+
+def warehouse_counts(workers: Workers, warehouse: Path) -> tuple[int, int, int]:
+    """The workers' chdb warehouse (opened once they stopped: one process per path):
+    events and lifecycle rows after FINAL, and lifecycle rows before it."""
     from projections.warehouse.chdb_backend import ChdbWarehouse
 
     secret = (workers.tmp / "home" / "pseudonym.key").read_bytes().strip()
     store = ChdbWarehouse(warehouse, secret)
     try:
-        events = store.query("SELECT count() FROM events FINAL").rows[0][0]
-        lifecycle = store.query("SELECT count() FROM lifecycle FINAL").rows[0][0]
+        return (int(store.query("SELECT count() FROM events FINAL").rows[0][0]),
+                int(store.query("SELECT count() FROM lifecycle FINAL").rows[0][0]),
+                int(store.query("SELECT count() FROM lifecycle").rows[0][0]))
     finally:
         store.close()
-    assert (events, lifecycle) == (expected.processed, len(expected.records))
 
 
 def test_two_workers_six_partitions_match_replay(workers: Workers, tmp_path: Path) -> None:
