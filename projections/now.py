@@ -23,6 +23,7 @@ Exactness of the fast path — the facts must equal ``ledger_sql.warning_facts``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from events.instants import MICROS_PER_DAY
@@ -38,6 +39,8 @@ from projections.schema import (
 )
 from projections.warehouse.base import Warehouse
 from projections.warehouse.rows import sql_string
+
+Row = dict[str, Any]
 
 _HANDLING = "['community', 'street', 'district', 'city']"
 _SEVERITY = "['yellow', 'orange', 'red']"
@@ -298,22 +301,41 @@ def household_page(
     Candidates come in ledger order from the district's index range; the first few
     are checked (their latest event may lie in another district) until the page is
     full or the candidates run out, so the result is exactly the ledger's slice."""
+
+    def rows_of(candidates: list[Row]) -> dict[Hashable, Row]:
+        keys = [c["household_key"] for c in candidates]
+        rows = warehouse.query(household_rows_sql(now, district, keys)).dicts()
+        return {r["household_key"]: r for r in rows}
+
+    return page_of_candidates(
+        lambda n: warehouse.query(household_candidates_sql(district, n)).dicts(),
+        rows_of, lambda c: c["household_key"], limit, offset)
+
+
+def page_of_candidates(
+    candidates_of: Callable[[int], list[Row]],
+    rows_of: Callable[[list[Row]], dict[Hashable, Row]],
+    key_of: Callable[[Row], Hashable],
+    limit: int,
+    offset: int,
+) -> list[Row]:
+    """Rows ``[offset, offset + limit)`` of a district page "now", exactly.
+
+    ``candidates_of(n)`` gives the first ``n`` candidates in ledger order (entities
+    with an event or gap in the district); ``rows_of`` keeps those whose latest state
+    still lies in the district, as their rows by ``key_of``. Some candidates moved
+    away, so when the page is short and more candidates exist, read four times as
+    many and check again."""
     want = offset + limit
     if limit == 0:
         return []
     n = want + want // 2 + 8  # a margin for candidates that moved away
     while True:
-        candidates = warehouse.query(household_candidates_sql(district, n)).dicts()
+        candidates = candidates_of(n)
         if not candidates:
             return []
-        keys = [c["household_key"] for c in candidates]
-        found = {
-            r["household_key"]: r
-            for r in warehouse.query(household_rows_sql(now, district, keys)).dicts()
-        }
-        rows = [
-            {**c, **found[c["household_key"]]} for c in candidates if c["household_key"] in found
-        ]
+        found = rows_of(candidates)
+        rows = [{**c, **found[key]} for c in candidates if (key := key_of(c)) in found]
         if len(rows) >= want or len(candidates) < n:
             return rows[offset:want]
         n *= 4

@@ -24,10 +24,12 @@ change nothing, and only an ``as_of`` that cuts nothing off comes here
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from projections import ledger_common as lc
 from projections import ledger_sql
+from projections.now import page_of_candidates
 from projections.schema import (
     BEFORE_ALL,
     GUARDIANSHIP_DISTRICTS,
@@ -96,27 +98,15 @@ def _district_page(warehouse: Warehouse, district: str, limit: int, offset: int)
     """A page of the district's rows: candidates in page order, checked a few at a
     time (a later gap elsewhere moves a pair out) until the page is full or the
     candidates run out — exactly the ledger's slice."""
-    want = offset + limit
-    if limit == 0:
-        return []
-    n = want + want // 2 + 8  # a margin for candidates that moved away
-    while True:
-        candidates = warehouse.query(candidates_sql(district, n)).dicts()
-        if not candidates:
-            return []
+
+    def rows_of(candidates: list[Row]) -> dict[Hashable, Row]:
         keys = sorted({c["household_key"] for c in candidates})
-        found = {
-            (r["household_key"], r["child_ref"]): r
-            for r in warehouse.query(pairs_sql(district, keys)).dicts()
-        }
-        rows = []
-        for c in candidates:
-            pair = found.get((c["household_key"], c["child_ref"]))
-            if pair is not None:
-                rows.append({**c, **pair})
-        if len(rows) >= want or len(candidates) < n:
-            return rows[offset:want]
-        n *= 4
+        rows = warehouse.query(pairs_sql(district, keys)).dicts()
+        return {(r["household_key"], r["child_ref"]): r for r in rows}
+
+    return page_of_candidates(
+        lambda n: warehouse.query(candidates_sql(district, n)).dicts(),
+        rows_of, lambda c: (c["household_key"], c["child_ref"]), limit, offset)
 
 
 def care_sql(keys: list[str] | None) -> str:
