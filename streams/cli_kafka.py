@@ -117,6 +117,9 @@ def _as_of(value: str | None) -> int | None:
               help="Seconds between deadline checks (made between fetches).")
 @click.option("--commit-interval", type=click.FloatRange(0.05), default=1.0, show_default=True,
               help="Seconds between offset commits (faust also commits every 10k events).")
+@click.option("--max-rate", type=click.FloatRange(min=1), default=None,
+              help="Most events per second to handle (default: no limit), to leave CPU "
+              "to other services or spare a warehouse while catching up.")
 @click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rule pack YAML (default: the built-in pack).")
 @click.option("--loglevel", default="warning", show_default=True,
@@ -126,7 +129,7 @@ def worker_command(
     ctx: click.Context, bootstrap: str, as_of: str | None, partitions: int | None,
     warehouse: str, batch: int, topic_prefix: str, app_id: str, data_dir: Path | None,
     store: str, session_timeout: float, tick: float, commit_interval: float,
-    pack: Path | None, loglevel: str,
+    max_rate: float | None, pack: Path | None, loglevel: str,
 ) -> None:
     """Run a faust worker: events → rules → warnings (+ DLQ, state table, warehouse)."""
     from streams.faust_app import changelog_topic_name
@@ -147,7 +150,7 @@ def worker_command(
         data_dir=data_dir or home / "faust" / app_id,
         topics=topics, app_id=app_id, as_of=limit, batch=batch, warehouse=warehouse,
         store=store, session_timeout_s=session_timeout, tick_s=tick,
-        commit_interval_s=commit_interval, pack=pack,
+        commit_interval_s=commit_interval, max_rate=max_rate, pack=pack,
         log_level=loglevel,
     )
     clock = f"event time as of {format_instant(limit)}" if limit is not None else "wall clock"

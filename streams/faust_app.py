@@ -139,6 +139,8 @@ class WorkerRuntime:
         self.topics = settings.topics
         self.batch_topics = frozenset({settings.topics.events})
         self._next_tick = 0.0
+        #: --max-rate: the monotonic instant before which the next batch must not end.
+        self._rate_free_at = 0.0
         self.processor = BatchProcessor(engine)
         self.index = DueIndex()
         self.counts = Counts()
@@ -229,6 +231,21 @@ class WorkerRuntime:
             consumer.ack(message)
         merge_counts(self.counts, result.counts)
         self.batches += 1
+        await self._throttle(len(live))
+
+    async def _throttle(self, handled: int) -> None:
+        """Sleep so that, over time, at most ``max_rate`` events a second are handled.
+
+        Only ever delays the next fetch: what a partition's deadlines see ("read up to its
+        end offset") is unchanged, so a throttled worker's records equal an unthrottled one's.
+        """
+        rate = self.settings.max_rate
+        if rate is None:
+            return
+        now = time.monotonic()
+        self._rate_free_at = max(self._rate_free_at, now) + handled / rate
+        if self._rate_free_at > now:
+            await asyncio.sleep(self._rate_free_at - now)
 
     def _fire(self, limit: int, partitions: set[int], touched: dict[str, Touched]) -> list[Record]:
         """Fire deadlines due ≤ limit of the given partitions; states join ``touched``.

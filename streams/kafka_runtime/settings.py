@@ -52,6 +52,9 @@ class WorkerSettings:
     #: How often the deadline timer looks at the clock.
     tick_s: float = 1.0
     commit_interval_s: float = 1.0
+    #: Most events per second handled (None = as fast as it can): leaves CPU to other
+    #: services on a shared host, and keeps a catching-up worker from flooding a warehouse.
+    max_rate: float | None = None
     replication: int = 1
     log_level: str = "warning"
     pack: Path | None = None

@@ -246,12 +246,15 @@ def warehouse_counts(workers: Workers, warehouse: Path) -> tuple[int, int, int]:
 
 def test_two_workers_six_partitions_match_replay(workers: Workers, tmp_path: Path) -> None:
     """The second worker joins once the first has committed progress: the rebalance moves
-    partitions (and their table state, via the changelog) mid-stream. Small batches keep
-    the first from finishing alone."""
+    partitions (and their table state, via the changelog) mid-stream. ``--max-rate`` keeps
+    the first from finishing alone (at 2,000 events/s the stream lasts 15 s; unthrottled
+    a fast run once read all of it before the second worker had joined), and a throttled
+    worker's records must still equal the replay."""
     lines = big_stream(tmp_path, seed=5)
     expected = expected_from(lines, AS_OF)
     publish(workers.bootstrap, Topics.with_prefix(workers.prefix).events, lines)
-    workers.start("w1", "--as-of", AS_OF, "--batch", "50", "--store", "memory")
+    workers.start("w1", "--as-of", AS_OF, "--batch", "50", "--store", "memory",
+                  "--max-rate", "2000")
     wait_for_progress(workers, len(lines))
     workers.start("w2", "--as-of", AS_OF, "--batch", "50")
     assert_same(wait_for_records(workers, expected), expected)
