@@ -119,7 +119,8 @@ def _as_of(value: str | None) -> int | None:
               help="Seconds between offset commits (faust also commits every 10k events).")
 @click.option("--max-rate", type=click.FloatRange(min=1), default=None,
               help="Most events per second to handle (default: no limit), to leave CPU "
-              "to other services or spare a warehouse while catching up.")
+              "to other services or spare a warehouse while catching up. Batches are cut "
+              "to one second's worth, so no pause outlasts the group's poll interval.")
 @click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rule pack YAML (default: the built-in pack).")
 @click.option("--loglevel", default="warning", show_default=True,
@@ -144,6 +145,8 @@ def worker_command(
         partitions = check_topics(bootstrap, topics, changelog_topic_name(app_id), partitions)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+    if max_rate is not None:
+        batch = min(batch, max(1, int(max_rate)))
     settings = WorkerSettings(
         bootstrap=bootstrap,
         partitions=partitions,

@@ -53,6 +53,7 @@ from streams.kafka_runtime.due_index import DueIndex
 from streams.kafka_runtime.erasures import ErasureWatcher, erasures_topic_for
 from streams.kafka_runtime.settings import WorkerSettings
 from streams.kafka_runtime.state_store import StateStore
+from streams.kafka_runtime.throttle import Throttle
 
 log = logging.getLogger("jiahe.worker")
 STATE_TABLE = "household-state"
@@ -139,8 +140,7 @@ class WorkerRuntime:
         self.topics = settings.topics
         self.batch_topics = frozenset({settings.topics.events})
         self._next_tick = 0.0
-        #: --max-rate: the monotonic instant before which the next batch must not end.
-        self._rate_free_at = 0.0
+        self.throttle = Throttle(settings.max_rate) if settings.max_rate else None
         self.processor = BatchProcessor(engine)
         self.index = DueIndex()
         self.counts = Counts()
@@ -208,6 +208,7 @@ class WorkerRuntime:
             await consumer.seek(tp, offset)
 
     async def _handle_live(self, live: list[Message]) -> None:
+        started = time.monotonic()
         consumer = self.app.consumer
         for message in live:
             consumer.track_message(message)
@@ -231,21 +232,16 @@ class WorkerRuntime:
             consumer.ack(message)
         merge_counts(self.counts, result.counts)
         self.batches += 1
-        await self._throttle(len(live))
+        await self._throttle(len(live), started)
 
-    async def _throttle(self, handled: int) -> None:
-        """Sleep so that, over time, at most ``max_rate`` events a second are handled.
-
-        Only ever delays the next fetch: what a partition's deadlines see ("read up to its
-        end offset") is unchanged, so a throttled worker's records equal an unthrottled one's.
-        """
-        rate = self.settings.max_rate
-        if rate is None:
-            return
-        now = time.monotonic()
-        self._rate_free_at = max(self._rate_free_at, now) + handled / rate
-        if self._rate_free_at > now:
-            await asyncio.sleep(self._rate_free_at - now)
+    async def _throttle(self, handled: int, started: float) -> None:
+        """``--max-rate``: only ever delays the next fetch. What a partition's deadlines
+        see ("read up to its end offset") is unchanged, so a throttled worker's records
+        equal an unthrottled one's."""
+        if self.throttle is not None:
+            delay = self.throttle.delay_after(handled, started, time.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
 
     def _fire(self, limit: int, partitions: set[int], touched: dict[str, Touched]) -> list[Record]:
         """Fire deadlines due ≤ limit of the given partitions; states join ``touched``.
