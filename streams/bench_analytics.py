@@ -1,7 +1,7 @@
 """Dashboard query latency on a chdb warehouse holding 10M events.
 
 ``python -m streams.bench_analytics [--events N] [--runs R] [--other-runs R2]
-[--optimize] [--path DIR]`` builds synthetic rows directly as Arrow tables in the
+[--optimize] [--replay-parts N] [--path DIR]`` builds synthetic rows directly as Arrow tables in the
 warehouse's schema (``projections.schema``; the JSON path would take hours for
 10M), loads them into a chdb warehouse (a temporary directory, or ``--path``,
 kept and reused) together with lifecycle rows (one warning per 20 events:
@@ -14,6 +14,11 @@ then reports p50/p95 in milliseconds for district 230102:
   warning's ledger row by id (``ledgers.warning_row``);
 * the rest, ``other_runs`` times each: the same pages and KPIs at a past
   ``as_of`` (the exact raw path), whole district ledgers, and the daily counts.
+
+``--replay-parts N`` then re-sends every row in N batches, as a replay after a crash
+does, stops background merges (so the state measured is the replay's unmerged
+parts, not a merge in progress), measures again, compacts what a bulk path compacts
+(``SqlWarehouse.compact``, timed) and measures a third time.
 
 Rows go in through the warehouse's Arrow insert path (``_insert``: the same
 ``INSERT … SELECT FROM Python(table)`` every write uses), skipping only the
@@ -322,8 +327,58 @@ def load(warehouse: ChdbWarehouse, events: int, households: int, chunk: int,
             "insert_rows_per_s": round((events + life.num_rows) / (total - build_s))}
 
 
+def active_parts(warehouse: ChdbWarehouse) -> dict[str, int]:
+    """Active parts per table (what a FINAL read merges)."""
+    result = warehouse.query(
+        "SELECT table, count() FROM system.parts WHERE active AND database = currentDatabase() "
+        "GROUP BY table ORDER BY table")
+    return {str(table): int(n) for table, n in result.rows}
+
+
+def _resend(warehouse: ChdbWarehouse, table: str, order: str, batches: int) -> None:
+    """Re-insert a copy of ``table``'s rows through the Arrow write path in ``batches``
+    ranges of ``order`` (a replay re-sends the log in its order: lifecycle records by
+    instant, so every batch mixes raises and transitions, as the processor writes them)."""
+    low, high = warehouse.query(f"SELECT min({order}), max({order}) FROM {table}").rows[0]
+    step = (int(high) - int(low)) // batches + 1
+    target = schema.arrow_schema(table)
+    for first in range(int(low), int(high) + 1, step):
+        data = warehouse._select(
+            f"SELECT {schema.column_list(table)} FROM {table} "
+            f"WHERE {order} >= {first} AND {order} < {first + step}")
+        warehouse._insert(table, pa.Table.from_arrays(
+            [data.column(f.name).cast(f.type) for f in target], schema=target))
+
+
+def replay(warehouse: ChdbWarehouse, batches: int) -> dict[str, Any]:
+    """What a replay after a crash leaves: every lifecycle row and event re-sent in
+    ``batches`` inserts, so each pre-aggregate holds ~``batches`` more unmerged parts
+    (all overlapping). Background merges are stopped first, so the measurement sees
+    that state rather than a merge in progress (they resume when the process ends)."""
+    started = time.perf_counter()
+    warehouse._execute("SYSTEM STOP MERGES")
+    _resend(warehouse, schema.LIFECYCLE, "toUnixTimestamp64Micro(at)", batches)
+    _resend(warehouse, schema.EVENTS, "`offset`", batches)
+    return {"batches": batches, "resend_s": round(time.perf_counter() - started, 1),
+            "active_parts": active_parts(warehouse)}
+
+
+def compact(warehouse: ChdbWarehouse) -> dict[str, Any]:
+    """What a bulk path ends with (``SqlWarehouse.compact``), timed per table; merges
+    are resumed for those tables only, so the other tables keep the replay's parts."""
+    seconds: dict[str, float] = {}
+    for table in schema.COMPACTED_AFTER_BULK:
+        warehouse._execute(f"SYSTEM START MERGES {table}")
+        started = time.perf_counter()
+        warehouse.compact((table,))
+        seconds[table] = round(time.perf_counter() - started, 2)
+    return {"optimize_s": seconds, "total_s": round(sum(seconds.values()), 2),
+            "active_parts": active_parts(warehouse)}
+
+
 def run(events: int, households: int, runs: int, chunk: int = 1_000_000,
-        optimize: bool = False, path: Path | None = None, other_runs: int = 5) -> dict[str, Any]:
+        optimize: bool = False, path: Path | None = None, other_runs: int = 5,
+        replay_parts: int = 0) -> dict[str, Any]:
     """Load (unless ``path`` already holds a loaded warehouse) and measure.
 
     With ``path`` the warehouse is kept, so queries can be re-measured after a
@@ -344,8 +399,16 @@ def run(events: int, households: int, runs: int, chunk: int = 1_000_000,
             as_of = START + SPAN_US - 7 * MICROS_PER_DAY
             report["as_of"] = as_of
             report["district"] = DISTRICT
+            report["active_parts"] = active_parts(warehouse)
             report["as_loaded"] = measure(warehouse, runs, as_of, other_runs=other_runs)
+            if replay_parts:
+                report["replay"] = replay(warehouse, replay_parts)
+                report["after_replay"] = measure(warehouse, runs, as_of, other_runs=other_runs)
+                report["compaction"] = compact(warehouse)
+                report["after_compaction"] = measure(warehouse, runs, as_of,
+                                                     other_runs=other_runs)
             if optimize:
+                warehouse._execute("SYSTEM START MERGES")  # stopped by a replay
                 started = time.perf_counter()
                 for table in (*schema.TABLES, *schema.AGGREGATES):
                     warehouse._execute(f"OPTIMIZE TABLE {table} FINAL")
@@ -367,12 +430,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="runs of each whole-ledger / as_of query (0: skip them)")
     parser.add_argument("--chunk", type=int, default=1_000_000)
     parser.add_argument("--optimize", action="store_true", help="also after OPTIMIZE FINAL")
+    parser.add_argument("--replay-parts", type=int, default=0, metavar="N",
+                        help="then re-send every row in N batches (a replay's unmerged "
+                             "parts) and measure again, then after the bulk-path compaction")
     parser.add_argument("--path", type=Path, default=None,
                         help="keep the warehouse here; reuse it when already loaded")
     args = parser.parse_args(argv)
     households = args.households or max(args.events // 10, 100)
     print(json.dumps(run(args.events, households, args.runs, args.chunk, args.optimize,
-                         args.path, args.other_runs), indent=2))
+                         args.path, args.other_runs, args.replay_parts), indent=2))
 
 
 if __name__ == "__main__":

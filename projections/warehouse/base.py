@@ -51,5 +51,8 @@ class Warehouse(Protocol):
     def reset(self) -> None:
         """Drop all data (keep the schema), before a rebuild from the log."""
 
+    def compact(self) -> None:
+        """Merge what a bulk write left in parts, so the dashboard's reads stay fast."""
+
     def close(self) -> None:
         """Release the connection; the object is unusable afterwards."""

@@ -88,7 +88,17 @@ class SqlWarehouse(ABC):
         if any(self.query(f"SELECT count() FROM {t}").rows[0][0] for t in sorted(sources)):
             for statement in aggregate.backfill():
                 self._execute(statement)
-            self._execute(f"OPTIMIZE TABLE {aggregate.table} FINAL")
+            self.compact((aggregate.table,))
+
+    def compact(self, tables: Iterable[str] = schema.COMPACTED_AFTER_BULK) -> None:
+        """Merge each table's parts into one (``OPTIMIZE … FINAL``); the rows stay the same.
+
+        For the end of a bulk write: it leaves a table in overlapping parts that every
+        FINAL read merges again until background merges catch up, which can take
+        minutes. Costs scale with the table: 2–3 s for ``COMPACTED_AFTER_BULK`` at 10M
+        events, but ~28 s for ``household_state``, hence not every aggregate."""
+        for table in tables:
+            self._execute(f"OPTIMIZE TABLE {table} FINAL")
 
     def write_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         if not events:

@@ -177,6 +177,45 @@ def test_ledgers_built_incrementally_equal_a_rebuild_from_the_log(
     assert all_ledgers(runtime) == incremental
 
 
+def _active_parts(runtime: EmbeddedRuntime) -> dict[str, int]:
+    from projections import schema
+
+    rows = runtime.warehouse.query(
+        "SELECT table, count() FROM system.parts WHERE active AND database = currentDatabase() "
+        "GROUP BY table"
+    ).rows
+    parts = {str(table): int(n) for table, n in rows}
+    return {table: parts.get(table, 0) for table in schema.COMPACTED_AFTER_BULK}
+
+
+def test_a_bulk_write_ends_with_the_kpi_tables_in_one_part(
+    runtime: EmbeddedRuntime, sample_stream: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many inserts leave the KPI pre-aggregates in parts that every city-KPI read would
+    merge again (FINAL); a run that wrote ``compact_after_rows`` or more merges them,
+    a smaller one leaves that to the background merges (a compaction costs seconds)."""
+    compactions: list[str] = []
+    compact = runtime.warehouse.compact
+
+    def counted_compact() -> None:  # the real compaction, counted
+        compactions.append("compact")
+        compact()
+
+    monkeypatch.setattr(runtime.warehouse, "compact", counted_compact)
+    lines = sample_stream.read_bytes().splitlines()
+    runtime.publish(lines[:1_000], source="test")
+    runtime.compact_after_rows = 10**9
+    runtime.process(EventTimeClock(AS_OF))
+    assert compactions == []
+    runtime.compact_after_rows = 1_000
+    runtime.publish(lines[1_000:], source="test")
+    runtime.process(EventTimeClock(AS_OF))
+    assert compactions == ["compact"]
+    runtime.rebuild()
+    assert compactions == ["compact", "compact"]
+    assert _active_parts(runtime) == {table: 1 for table in _active_parts(runtime)}
+
+
 def test_a_ledger_as_of_a_past_instant_ignores_what_happened_later(
     runtime: EmbeddedRuntime, sample_stream: Path
 ) -> None:
