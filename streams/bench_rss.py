@@ -3,13 +3,18 @@
 ``python -m streams.bench_rss --rss-households N`` (also reachable as
 ``streams.bench.run_rss_bench``): the stream is generated and published by
 this process, then a fresh process (``spawn``, so nothing the publisher
-allocated is inherited) runs the processor over the log without the warehouse
+allocated is inherited) runs the processor over the log (by default without the warehouse)
 and reports its own ``ru_maxrss``, its RSS right after start-up (imports,
 engine, SQLite) and how many households have stored rule state.
 
 ``--workdir DIR`` keeps the published log in ``DIR``; a later run with the
 same ``DIR`` skips generating and publishing and resets only the processor's
 output, so cache sizes can be compared on one log.
+
+``--warehouse`` projects into chdb inline, as ``jiahe process`` does
+(``--flush-rows`` overrides the rows per insert); ``--samples FILE`` appends
+the child's RSS (anonymous vs file-backed), cache sizes and chdb's memory
+tracker every 2 s, to see when and where the memory grows.
 """
 
 from __future__ import annotations
@@ -38,6 +43,42 @@ def _current_rss_mb() -> float:
     return int(fields[1]) * resource.getpagesize() / 2**20
 
 
+def _memory_split_mb() -> dict[str, int]:
+    """RSS split into anonymous memory and file-backed pages (mapped libraries), in MB."""
+    try:
+        lines = Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]
+    except OSError:
+        return {}
+    fields = {key.strip(): int(rest.split()[0]) // 1024
+              for key, rest in (line.split(":", 1) for line in lines)}
+    return {"rss": fields.get("Rss", 0), "anon": fields.get("Anonymous", 0),
+            "file": fields.get("Rss", 0) - fields.get("Anonymous", 0)}
+
+
+def _start_sampler(path: Path, probe: Any, every_s: float = 2.0) -> None:
+    """Append one JSON line every ``every_s`` seconds: memory split plus ``probe()``.
+
+    Diagnostic only (``--samples``): shows *when* and *where* the RSS grows.
+    """
+    import threading
+
+    def sample() -> None:
+        started = time.perf_counter()
+        with path.open("a") as out:
+            while True:
+                row: dict[str, Any] = {"t": round(time.perf_counter() - started, 1)}
+                row.update(_memory_split_mb())
+                try:
+                    row.update(probe())
+                except Exception as error:  # noqa: BLE001 - a probe must not kill the run
+                    row["probe_error"] = repr(error)
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+                time.sleep(every_s)
+
+    threading.Thread(target=sample, name="rss-sampler", daemon=True).start()
+
+
 def _reset_processor_output(runtime: EmbeddedRuntime) -> None:
     """Forget what a previous processor run wrote so the next run starts from the log."""
     import shutil
@@ -57,7 +98,12 @@ def _reset_processor_output(runtime: EmbeddedRuntime) -> None:
 
 
 def _process_in_child(
-    home: str, queue: Any, state_cache: int | None = None, warehouse: bool = False
+    home: str,
+    queue: Any,
+    state_cache: int | None = None,
+    warehouse: bool = False,
+    samples: str | None = None,
+    flush_rows: int | None = None,
 ) -> None:
     """Child process body: run the processor and report peak RSS.
 
@@ -79,7 +125,11 @@ def _process_in_child(
         processor = EmbeddedProcessor(
             runtime.log, runtime.engine, batch_size=runtime.batch_size, **options
         )
+        if flush_rows is not None:
+            processor.flush_rows = flush_rows
         startup_rss = _current_rss_mb()
+        if samples:
+            _start_sampler(Path(samples), lambda: _probe(processor, runtime, warehouse))
         started = time.perf_counter()
         with bulk_mode():
             report = processor.run(EventTimeClock(None))
@@ -89,6 +139,7 @@ def _process_in_child(
             "households_with_state": stored,
             "states_in_memory_at_end": len(processor.states),
             "state_cache": getattr(processor, "state_cache", None),
+            "flush_rows": processor.flush_rows if warehouse else None,
             "processed": report.counts.processed,
             "lifecycle_records": sum(report.records.values()),
             "records_from_deadlines_at_end": report.fired_at_end,
@@ -101,6 +152,20 @@ def _process_in_child(
         })
     finally:
         runtime.close()
+
+
+def _probe(processor: Any, runtime: EmbeddedRuntime, warehouse: bool) -> dict[str, Any]:
+    """Sizes of what the processor holds (and chdb's own memory tracker) right now."""
+    row: dict[str, Any] = {"states": len(processor.states)}
+    if warehouse:
+        wh = runtime.warehouse
+        row["pending"] = processor.sink.pending
+        row["directory"] = len(getattr(wh, "_directory_written", ()))
+        metrics = wh.query(
+            "SELECT metric, value FROM system.metrics WHERE metric IN"
+            " ('MemoryTracking', 'MergesMutationsMemoryTracking', 'MemoryTrackingUncorrected')")
+        row.update({name: value // 2**20 for name, value in metrics.rows})
+    return row
 
 
 def _timed_s(action: Any) -> float:
@@ -116,6 +181,8 @@ def run_rss_bench(
     workdir: Path,
     state_cache: int | None = None,
     warehouse: bool = False,
+    samples: Path | None = None,
+    flush_rows: int | None = None,
 ) -> dict[str, Any]:
     """Peak RSS of the embedded processor holding state for ~``households`` households."""
     import multiprocessing
@@ -148,7 +215,10 @@ def run_rss_bench(
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(
-        target=_process_in_child, args=(str(home), queue, state_cache, warehouse))
+        target=_process_in_child,
+        args=(str(home), queue, state_cache, warehouse, str(samples) if samples else None,
+              flush_rows),
+    )
     child.start()
     child.join()  # the child's report is small: it fits the queue's pipe buffer
     if child.exitcode != 0 or queue.empty():
@@ -169,15 +239,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="project into chdb inline (chdb's memory counts in the RSS)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the published log here and reuse it on the next run")
+    parser.add_argument("--flush-rows", type=int, default=None,
+                        help="rows per warehouse insert (default: the processor's)")
+    parser.add_argument("--samples", type=Path, default=None,
+                        help="append the processor's memory every 2 s to this file (JSON lines)")
     args = parser.parse_args(argv)
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
         report = run_rss_bench(args.rss_households, args.rss_events, args.workdir,
-                               args.state_cache, args.warehouse)
+                               args.state_cache, args.warehouse, args.samples, args.flush_rows)
     else:
         with tempfile.TemporaryDirectory(prefix="jiahe-bench-rss-") as tmp:
             report = run_rss_bench(args.rss_households, args.rss_events, Path(tmp),
-                                   args.state_cache, args.warehouse)
+                                   args.state_cache, args.warehouse, args.samples, args.flush_rows)
     print(json.dumps(report, indent=2))
 
 

@@ -10,16 +10,17 @@ commit. A crash between flush and commit re-sends rows the warehouse already
 has, which its idempotent writes absorb (at-least-once, idempotent effects).
 
 Deadlines: with an event-time clock they fire once the end of the log is
-reached (up to ``as_of``); with the wall clock, after every batch.
+reached (up to ``as_of``), in commits of ``due_window`` households, earliest
+deadlines first; with the wall clock, after every batch.
 
 Rule state is kept decoded in a bounded cache (``state_cache`` households,
-default ``DEFAULT_STATE_CACHE``, or ``$JIAHE_STATE_CACHE``), least recently
-used first out. The bound is what keeps memory flat whatever the number of
-households: every state in the cache after a commit is also stored in
-``household_state`` (or is a fresh, never-changed state), so evicting one loses
-nothing and a miss reloads it, one query per batch for all misses. A batch may
-exceed the bound for its own duration: every household it touches stays in
-memory until its commit.
+default ``DEFAULT_STATE_CACHE``, ``INLINE_STATE_CACHE`` with a warehouse sink,
+or ``$JIAHE_STATE_CACHE``), least recently used first out. The bound is what
+keeps memory flat whatever the number of households: every state in the cache
+after a commit is also stored in ``household_state`` (or is a fresh,
+never-changed state), so evicting one loses nothing and a miss reloads it, one
+query per batch for all misses. A batch may exceed the bound for its own
+duration: every household it touches stays in memory until its commit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -54,15 +56,24 @@ SURGE_STATE_KEY = "processor.surges"
 #: costs a SQLite read + ``HouseholdState.from_bytes``, ~10 µs) when many
 #: households recur within a short stretch of the log.
 DEFAULT_STATE_CACHE = 100_000
+#: The default when the processor projects into chdb inline: chdb shares the
+#: process (~300 MB of library and engine before any row, plus its inserts), so
+#: the cache gets less of the memory budget. At 1M households the cache misses
+#: most lookups at either size (states recur too far apart), so the smaller one
+#: costs no measurable throughput (BENCHMARKS.md, processor memory).
+INLINE_STATE_CACHE = 30_000
+#: SQLite page cache (MiB) while projecting into chdb inline, for the same reason
+#: (128 MiB otherwise, ``streams.sqlite_log.PAGE_CACHE_MIB``).
+INLINE_PAGE_CACHE_MIB = 32
 STATE_CACHE_ENV = "JIAHE_STATE_CACHE"
 
 
-def state_cache_setting(value: int | None = None) -> int:
-    """The state-cache size: ``value``, else ``$JIAHE_STATE_CACHE``, else the default."""
+def state_cache_setting(value: int | None = None, default: int = DEFAULT_STATE_CACHE) -> int:
+    """The state-cache size: ``value``, else ``$JIAHE_STATE_CACHE``, else ``default``."""
     if value is None:
         raw = os.environ.get(STATE_CACHE_ENV, "").strip()
         try:
-            value = int(raw) if raw else DEFAULT_STATE_CACHE
+            value = int(raw) if raw else default
         except ValueError:
             message = f"{STATE_CACHE_ENV}={raw!r}: expected a number of households"
             raise ValueError(message) from None
@@ -116,7 +127,9 @@ class EmbeddedProcessor:
         self.engine = engine
         self.batch_size = batch_size
         self.sink = sink
-        self.state_cache = state_cache_setting(state_cache)
+        self.state_cache = state_cache_setting(
+            state_cache, DEFAULT_STATE_CACHE if sink is None else INLINE_STATE_CACHE
+        )
         #: The cache: insertion order is recency order (a hit moves to the end).
         self.states: dict[str, HouseholdState] = {}
         self._max_occurred = self._stored_max_occurred()
@@ -131,14 +144,20 @@ class EmbeddedProcessor:
         self._store_empty = (
             log.db.execute("SELECT 1 FROM household_state LIMIT 1").fetchone() is None
         )
-        #: Rows flushed per warehouse insert; chdb costs ~20 ms per statement, so fewer, larger.
-        self.flush_rows = max(batch_size * 4, 20_000)
+        #: Rows flushed per warehouse insert; chdb costs ~20 ms per statement, so fewer,
+        #: larger — but an insert's memory grows with its rows, in the processor's RSS
+        #: (20k rows: ~50 MB more at the peak than 10k).
+        self.flush_rows = max(batch_size * 2, 10_000)
+        #: Households per commit when the deadlines due at the end of the log fire.
+        self.due_window = batch_size
         self._queued_position: int | None = None
         self._queued_seq: int | None = None
 
     def run(self, clock: Clock, progress: Callable[[int], None] | None = None) -> ProcessReport:
         """Process the log to its end, then fire deadlines the clock has reached."""
-        with self.log.relaxed_sync():
+        with self.log.relaxed_sync(), ExitStack() as stack:
+            if self.sink is not None:  # chdb shares the process: a smaller page cache
+                stack.enter_context(self.log.page_cache(INLINE_PAGE_CACHE_MIB))
             return self._run(clock, progress)
 
     def _run(self, clock: Clock, progress: Callable[[int], None] | None) -> ProcessReport:
@@ -155,13 +174,34 @@ class EmbeddedProcessor:
             if progress:
                 progress(len(entries))
         limit = clock.limit(self._max_occurred)
+        if limit is not None:
+            for window in self._due_windows(limit):
+                batch = _Batch()
+                self._fire_into(batch, window)
+                self._commit(batch, report)
+                report.fired_at_end += len(batch.records)
         batch = _Batch()
         if limit is not None:
             self._fire_into(batch, limit)
             self._close_days(batch, limit)
         self._commit(batch, report, final=True)
-        report.fired_at_end = len(batch.records)
+        report.fired_at_end += len(batch.records)
         return report
+
+    def _due_windows(self, limit: int) -> list[int]:
+        """Upper bounds splitting the deadlines due ≤ ``limit`` into commits of ~a batch.
+
+        At the end of a long log every household with a deadline in the past is
+        due at once (15,715 of them at 1M households): firing them in one commit
+        loaded all their states and held all their records at the same time, the
+        peak of the run. Windows of deadline time, earliest first, fire exactly
+        the records of one pass in the same order (deadlines fire in global time
+        order, and a deadline never schedules an earlier one); the last window,
+        ``limit`` itself, is fired by the caller with the day closes.
+        """
+        dues = self.log.due_times(limit)
+        size = self.due_window
+        return sorted({dues[i] for i in range(size - 1, len(dues) - 1, size)} - {limit})
 
     def _apply_entries(self, entries: list[LogEntry], report: ProcessReport) -> _Batch:
         batch = _Batch(last_position=entries[-1].position)

@@ -34,6 +34,8 @@ from events.instants import format_instant, now_micros
 
 log = logging.getLogger(__name__)
 
+#: SQLite page cache per connection (``PRAGMA cache_size``), in MiB.
+PAGE_CACHE_MIB = 128
 #: meta key of the erasure counter: a keyring reloads its cached keys when it moves.
 ERASURE_GENERATION_KEY = "erasure.generation"
 
@@ -173,7 +175,7 @@ class SqliteLog:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB of page cache
+        self.db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_MIB * 1024}")
         self.db.executescript(SCHEMA)
         _lifecycle_household_nullable(self.db)
         self.master_key_path = master_key or path.parent / MASTER_KEY_FILE
@@ -331,6 +333,21 @@ class SqliteLog:
         return [LogEntry(seq, body) for seq, body in rows]
 
     @contextmanager
+    def page_cache(self, mib: int) -> Iterator[None]:
+        """Bound SQLite's page cache to ``mib`` MiB for the duration, then restore it.
+
+        For a caller that shares the process with a bigger user of memory (the
+        processor projecting into chdb inline): pages dropped from this cache
+        are re-read from the OS page cache, not from disk.
+        """
+        previous = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        self.db.execute(f"PRAGMA cache_size=-{mib * 1024}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA cache_size={int(previous)}")
+
+    @contextmanager
     def relaxed_sync(self) -> Iterator[None]:
         """For derived effects only (processing, projection): no fsync per commit.
 
@@ -416,6 +433,15 @@ class SqliteLog:
         rows = self.db.execute(
             "SELECT household_id FROM household_state WHERE next_due IS NOT NULL "
             "AND next_due <= ? ORDER BY household_id",
+            (until,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def due_times(self, until: int) -> list[int]:
+        """The stored next deadlines ≤ ``until``, earliest first (one per household)."""
+        rows = self.db.execute(
+            "SELECT next_due FROM household_state WHERE next_due IS NOT NULL "
+            "AND next_due <= ? ORDER BY next_due",
             (until,),
         ).fetchall()
         return [row[0] for row in rows]
