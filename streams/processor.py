@@ -315,6 +315,7 @@ class EmbeddedProcessor:
         if not final and self.sink.pending < self.flush_rows:
             return
         self.sink.flush()
+        self.sink.warehouse.release_memory()  # chdb shares this process (its docstring)
         if self._queued_position is not None:
             self.log.set_checkpoint(EVENTS_CONSUMER, self._queued_position)
         if self._queued_seq is not None:

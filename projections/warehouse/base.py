@@ -51,6 +51,9 @@ class Warehouse(Protocol):
     def reset(self) -> None:
         """Drop all data (keep the schema), before a rebuild from the log."""
 
+    def release_memory(self) -> None:
+        """Return memory freed by past writes to the OS (for a process that shares it)."""
+
     def compact(self) -> None:
         """Merge what a bulk write left in parts, so the dashboard's reads stay fast."""
 

@@ -125,6 +125,10 @@ class SqlWarehouse(ABC):
         self._directory_written.discard(key)
         self._execute(f"DELETE FROM {schema.DIRECTORY} WHERE household_key = {sql_string(key)}")
 
+    def release_memory(self) -> None:  # noqa: B027 - a no-op unless the engine is in-process
+        """Return memory freed by past writes to the OS; nothing to do unless in-process."""
+        return None
+
     def reset(self) -> None:
         self._directory_written.clear()
         for table in (*schema.TABLES, *schema.AGGREGATES):

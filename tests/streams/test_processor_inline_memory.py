@@ -37,6 +37,9 @@ class _NoWarehouse:
 
     write_lifecycle = write_events
 
+    def release_memory(self) -> None:
+        """Called after each flush; nothing to release here."""
+
 
 def _processor(home: Path, sink: bool, state_cache: int | None = None) -> EmbeddedProcessor:
     runtime = EmbeddedRuntime(home)
