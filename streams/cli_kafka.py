@@ -101,8 +101,9 @@ def _as_of(value: str | None) -> int | None:
               help="Partitions of the events topic (checked; default: asked from the broker).")
 @click.option("--warehouse", default="none", show_default=True,
               help="none | chdb:PATH | clickhouse:URL")
-@click.option("--batch", type=click.IntRange(1), default=2000, show_default=True,
-              help="Most events per fetched batch.")
+@click.option("--batch", type=click.IntRange(1), default=10_000, show_default=True,
+              help="Most events per fetched batch (a live stream's fetches are smaller; "
+              "a backlog's big batches pay the broker round trips less often).")
 @click.option("--topic-prefix", envvar=PREFIX_ENV, default="",
               help=f"Prefix for the topic names (${PREFIX_ENV}).")
 @click.option("--app-id", default=DEFAULT_APP_ID, show_default=True,
