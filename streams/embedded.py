@@ -35,7 +35,7 @@ LOG_FILE = "log.sqlite3"
 WAREHOUSE_DIR = "warehouse"
 PSEUDONYM_SECRET = "pseudonym-secret"
 #: Rows written in one go past which the warehouse is compacted afterwards
-#: (``Warehouse.compact``: ~3 s at 10M events, so not after every small catch-up).
+#: (``Warehouse.compact``: ~7 s at 10M events, so not after every small catch-up).
 COMPACT_AFTER_ROWS = 100_000
 
 Progress = Callable[[int], None]

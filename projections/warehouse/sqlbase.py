@@ -95,8 +95,10 @@ class SqlWarehouse(ABC):
 
         For the end of a bulk write: it leaves a table in overlapping parts that every
         FINAL read merges again until background merges catch up, which can take
-        minutes. Costs scale with the table: 2–3 s for ``COMPACTED_AFTER_BULK`` at 10M
-        events, but ~28 s for ``household_state``, hence not every aggregate."""
+        minutes. Costs scale with the tables and their parts: ~7 s for
+        ``COMPACTED_AFTER_BULK`` after a 10M-event load (quiet machine), 28 s for
+        ``household_state`` alone after a replay left it in dozens of parts (loaded);
+        the aggregates no dashboard read merges whole are left to background merges."""
         for table in tables:
             self._execute(f"OPTIMIZE TABLE {table} FINAL")
 
