@@ -79,6 +79,23 @@ def expected(
     )
 
 
+def assert_pages_after_moves(
+    wh: Warehouse, data: Dataset, name: str, rows_by_org_unit: dict[str, int]
+) -> None:
+    """Ledger ``name`` "now", district by district (each org unit's district, with the
+    rows expected there): pages that force reading more candidates after some moved
+    away are slices of the reference ledger, and the unpaged ledger is all of it."""
+    sql = LEDGERS[name][0]
+    for org_unit, rows in rows_by_org_unit.items():
+        district = district_of(org_unit)
+        full = expected(data, name, None, district)
+        assert len(full) == rows, (name, district)
+        for limit, offset in ((1, 0), (4, 3), (10, 0), (5, 8), (50, 0)):
+            got = sql(wh, None, district, limit=limit, offset=offset)
+            assert got == full[offset : offset + limit], (name, district, limit, offset)
+        assert sql(wh, None, district) == full, (name, district)
+
+
 def python_kpis(data: Dataset, scope: str, as_of: int | None) -> dict[str, Any]:
     """The KPIs computed the straightforward way: in Python over the reference warning
     ledger and the (deduplicated) case.resolved events, as ``Services.kpis`` did."""
@@ -619,13 +636,7 @@ class WarehouseContract:
         data = gen.finish()
         load(wh, data, batch=7)
         load(wh, data, batch=11)  # re-sent
-        for district in (district_of(home), district_of(away)):
-            full = expected(data, "households", None, district)
-            assert len(full) == (10 if district == district_of(home) else 30)
-            for limit, offset in ((1, 0), (4, 3), (10, 0), (5, 8), (50, 0)):
-                got = ledgers.household_ledger(wh, None, district, limit=limit, offset=offset)
-                assert got == full[offset : offset + limit], (district, limit, offset)
-            assert ledgers.household_ledger(wh, None, district) == full
+        assert_pages_after_moves(wh, data, "households", {home: 10, away: 30})
 
     def test_warning_row_is_the_ledger_row(self, wh: Warehouse) -> None:
         data = make_dataset(32, households=40)
@@ -702,12 +713,7 @@ class WarehouseContract:
         data = gen.finish()
         load(wh, data, batch=7)
         load(wh, data, batch=11)  # re-sent
-        for district in (district_of(home), district_of(away)):
-            full = expected(data, "guardianship", None, district)
-            assert len(full) == (10 if district == district_of(home) else 30)
-            for limit, offset in ((1, 0), (4, 3), (10, 0), (5, 8), (50, 0)):
-                got = ledgers.guardianship_ledger(wh, None, district, limit=limit, offset=offset)
-                assert got == full[offset : offset + limit], (district, limit, offset)
+        assert_pages_after_moves(wh, data, "guardianship", {home: 10, away: 30})
 
     def test_iso_week_of_an_instant_matches_python(self, wh: Warehouse) -> None:
         """The KPIs' weekly trend groups by week number, then labels it: the label must
