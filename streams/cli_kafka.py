@@ -146,8 +146,6 @@ def worker_command(
         partitions = check_topics(bootstrap, topics, changelog_topic_name(app_id), partitions)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
-    if max_rate is not None:
-        batch = min(batch, max(1, int(max_rate)))
     settings = WorkerSettings(
         bootstrap=bootstrap,
         partitions=partitions,

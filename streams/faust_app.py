@@ -117,7 +117,7 @@ def faust_config(settings: WorkerSettings) -> dict[str, Any]:
         "broker_heartbeat_interval": max(0.5, min(3.0, session / 5)),
         "broker_rebalance_timeout": max(session, 10.0),
         "broker_commit_interval": settings.commit_interval_s,
-        "broker_max_poll_records": settings.batch,
+        "broker_max_poll_records": settings.fetch_limit,
         "consumer_max_fetch_size": 8 * 1024 * 1024,
         "producer_linger": 0.002,
         "producer_max_request_size": 4 * 1024 * 1024,

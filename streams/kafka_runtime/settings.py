@@ -60,3 +60,11 @@ class WorkerSettings:
     replication: int = 1
     log_level: str = "warning"
     pack: Path | None = None
+
+    @property
+    def fetch_limit(self) -> int:
+        """Most events per fetch: ``batch``, cut to one second's worth under ``max_rate``
+        so that no throttling pause outlasts the consumer group's poll interval."""
+        if self.max_rate is None:
+            return self.batch
+        return min(self.batch, max(1, int(self.max_rate)))

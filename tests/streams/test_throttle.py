@@ -43,3 +43,18 @@ def test_the_rate_over_many_batches_is_the_cap() -> None:
 def test_a_rate_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Throttle(0)
+
+
+def test_a_throttled_worker_fetches_at_most_one_seconds_worth() -> None:
+    from pathlib import Path
+
+    from streams.kafka_runtime.settings import WorkerSettings
+
+    def settings(**options: float) -> WorkerSettings:
+        return WorkerSettings(bootstrap="127.0.0.1:9092", partitions=6,
+                              data_dir=Path("unused"), **options)  # type: ignore[arg-type]
+
+    assert settings().fetch_limit == 10_000
+    assert settings(max_rate=2000).fetch_limit == 2000
+    assert settings(max_rate=2000, batch=50).fetch_limit == 50
+    assert settings(max_rate=1.5).fetch_limit == 1
