@@ -23,6 +23,7 @@ import json
 import resource
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -244,14 +245,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=Path, default=None,
                         help="append the processor's memory every 2 s to this file (JSON lines)")
     args = parser.parse_args(argv)
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        report = run_rss_bench(args.rss_households, args.rss_events, args.workdir,
+    with ExitStack() as stack:
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            workdir = args.workdir
+        else:
+            workdir = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="jiahe-bench-rss-")))
+        report = run_rss_bench(args.rss_households, args.rss_events, workdir,
                                args.state_cache, args.warehouse, args.samples, args.flush_rows)
-    else:
-        with tempfile.TemporaryDirectory(prefix="jiahe-bench-rss-") as tmp:
-            report = run_rss_bench(args.rss_households, args.rss_events, Path(tmp),
-                                   args.state_cache, args.warehouse, args.samples, args.flush_rows)
     print(json.dumps(report, indent=2))
 
 
