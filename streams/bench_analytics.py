@@ -327,14 +327,6 @@ def load(warehouse: ChdbWarehouse, events: int, households: int, chunk: int,
             "insert_rows_per_s": round((events + life.num_rows) / (total - build_s))}
 
 
-def active_parts(warehouse: ChdbWarehouse) -> dict[str, int]:
-    """Active parts per table (what a FINAL read merges)."""
-    result = warehouse.query(
-        "SELECT table, count() FROM system.parts WHERE active AND database = currentDatabase() "
-        "GROUP BY table ORDER BY table")
-    return {str(table): int(n) for table, n in result.rows}
-
-
 def settle(warehouse: ChdbWarehouse, timeout_s: float = 600.0) -> dict[str, Any]:
     """Wait for the background merges a bulk load started (they share the process's
     two cores with the queries): the dashboard target is judged on a warehouse at rest,
@@ -346,7 +338,7 @@ def settle(warehouse: ChdbWarehouse, timeout_s: float = 600.0) -> dict[str, Any]
         quiet = quiet + 1 if running == 0 else 0
         time.sleep(1.0)
     return {"waited_s": round(time.perf_counter() - started, 1), "settled": quiet >= 3,
-            "active_parts": active_parts(warehouse)}
+            "active_parts": warehouse.active_parts()}
 
 
 def _resend(warehouse: ChdbWarehouse, table: str, order: str, batches: int) -> None:
@@ -374,7 +366,7 @@ def replay(warehouse: ChdbWarehouse, batches: int) -> dict[str, Any]:
     _resend(warehouse, schema.LIFECYCLE, "toUnixTimestamp64Micro(at)", batches)
     _resend(warehouse, schema.EVENTS, "`offset`", batches)
     return {"batches": batches, "resend_s": round(time.perf_counter() - started, 1),
-            "active_parts": active_parts(warehouse)}
+            "active_parts": warehouse.active_parts()}
 
 
 def compact(warehouse: ChdbWarehouse) -> dict[str, Any]:
@@ -387,7 +379,7 @@ def compact(warehouse: ChdbWarehouse) -> dict[str, Any]:
         warehouse.compact((table,))
         seconds[table] = round(time.perf_counter() - started, 2)
     return {"optimize_s": seconds, "total_s": round(sum(seconds.values()), 2),
-            "active_parts": active_parts(warehouse)}
+            "active_parts": warehouse.active_parts()}
 
 
 def run(events: int, households: int, runs: int, chunk: int = 1_000_000,
@@ -419,7 +411,7 @@ def run(events: int, households: int, runs: int, chunk: int = 1_000_000,
             if not reuse:  # a dashboard read while the load's merges still run, then settled
                 report["while_merging"] = measure(warehouse, runs, as_of, other_runs=0)
                 report["settle"] = settle(warehouse)
-            report["active_parts"] = active_parts(warehouse)
+            report["active_parts"] = warehouse.active_parts()
             report["as_loaded"] = measure(warehouse, runs, as_of, other_runs=other_runs)
             if replay_parts:
                 report["replay"] = replay(warehouse, replay_parts)
@@ -430,8 +422,7 @@ def run(events: int, households: int, runs: int, chunk: int = 1_000_000,
             if optimize:
                 warehouse._execute("SYSTEM START MERGES")  # stopped by a replay
                 started = time.perf_counter()
-                for table in (*schema.TABLES, *schema.AGGREGATES):
-                    warehouse._execute(f"OPTIMIZE TABLE {table} FINAL")
+                warehouse.compact((*schema.TABLES, *schema.AGGREGATES))
                 report["optimize_s"] = round(time.perf_counter() - started, 1)
                 report["after_optimize"] = measure(warehouse, runs, as_of, other_runs=other_runs)
             report["load_average_after"] = os.getloadavg()

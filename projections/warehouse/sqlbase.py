@@ -127,6 +127,15 @@ class SqlWarehouse(ABC):
         self._directory_written.discard(key)
         self._execute(f"DELETE FROM {schema.DIRECTORY} WHERE household_key = {sql_string(key)}")
 
+    def active_parts(self) -> dict[str, int]:
+        """Active parts per table: how many a FINAL read of it merges (what ``compact``
+        brings to one); for benchmarks and tests."""
+        rows = self.query(
+            "SELECT table, count() FROM system.parts WHERE active "
+            "AND database = currentDatabase() GROUP BY table ORDER BY table"
+        ).rows
+        return {str(table): int(n) for table, n in rows}
+
     def release_memory(self) -> None:  # noqa: B027 - a no-op unless the engine is in-process
         """Return memory freed by past writes to the OS; nothing to do unless in-process."""
         return None

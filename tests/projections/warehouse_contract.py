@@ -48,15 +48,6 @@ def load(warehouse: Warehouse, data: Dataset, batch: int = 97) -> None:
         warehouse.write_lifecycle(data.lifecycle[i : i + batch])
 
 
-def active_parts(warehouse: Warehouse, table: str) -> int:
-    """The parts a FINAL read of ``table`` merges."""
-    sql = (
-        "SELECT count() FROM system.parts WHERE active AND database = currentDatabase() "
-        f"AND table = '{table}'"
-    )
-    return int(warehouse.query(sql).rows[0][0])
-
-
 def count(warehouse: Warehouse, table: str) -> int:
     return int(warehouse.query(f"SELECT count() AS n FROM {table} FINAL").rows[0][0])
 
@@ -464,12 +455,12 @@ class WarehouseContract:
         try:
             load(wh, data, batch=41)
             load(wh, Dataset(list(reversed(data.events)), list(reversed(data.lifecycle))), 23)
-            assert all(active_parts(wh, t) > 1 for t in schema.COMPACTED_AFTER_BULK)
+            assert all(wh.active_parts()[t] > 1 for t in schema.COMPACTED_AFTER_BULK)
             for scope in scopes_of(data):
                 assert kpis.kpis(wh, scope, None) == python_kpis(data, scope, None), scope
             wh._execute("SYSTEM START MERGES")
             wh.compact()
-            assert all(active_parts(wh, t) == 1 for t in schema.COMPACTED_AFTER_BULK)
+            assert all(wh.active_parts()[t] == 1 for t in schema.COMPACTED_AFTER_BULK)
             for scope in scopes_of(data):
                 assert kpis.kpis(wh, scope, None) == python_kpis(data, scope, None), scope
         finally:

@@ -179,12 +179,10 @@ def test_ledgers_built_incrementally_equal_a_rebuild_from_the_log(
 
 def _active_parts(runtime: EmbeddedRuntime) -> dict[str, int]:
     from projections import schema
+    from projections.warehouse.sqlbase import SqlWarehouse
 
-    rows = runtime.warehouse.query(
-        "SELECT table, count() FROM system.parts WHERE active AND database = currentDatabase() "
-        "GROUP BY table"
-    ).rows
-    parts = {str(table): int(n) for table, n in rows}
+    assert isinstance(runtime.warehouse, SqlWarehouse)
+    parts = runtime.warehouse.active_parts()
     return {table: parts.get(table, 0) for table in schema.COMPACTED_AFTER_BULK}
 
 
