@@ -33,9 +33,11 @@ system-deps:
 test: setup system-deps
 	JIAHE_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
+# ruff; the layer contracts (pyproject.toml [tool.importlinter]); types.
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy events rules streams projections api
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy events privacy rules projections streams access alerts sdk app api cli bench devtools
 
 bench: setup
 	$(VENV)/bin/jiahe bench

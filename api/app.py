@@ -1,24 +1,22 @@
-"""``create_app(home)``: the FastAPI application on the embedded runtime.
+"""``create_app(services)``: the FastAPI application over services built by the bootstrap.
 
 Endpoints (all need ``Authorization: Bearer``): ingest, the alert inbox with
 acknowledge/resolve (appended as ``warning.*`` events, never table updates),
-a server-sent-events stream of the inbox, the three ledgers, KPIs, and webhook
-subscriptions. See ``api.auth`` for the role/scope rules and ``api.services``
+a server-sent-events stream of the inbox, the ledgers, KPIs, and webhook
+subscriptions. See ``api.auth`` for the role/scope rules and ``app.services``
 for why processing is inline. A note sent to ``acknowledge`` is accepted but
 not kept: the catalog's ``warning.acknowledged`` has no note field.
 
-With ``kafka`` settings the same endpoints run on the Kafka runtime
-(``api.kafka_mode``): actions on warnings answer 202 with the event_id (the
-worker applies them; the change shows once its lifecycle record is mirrored).
+The services come from ``app.bootstrap_api.bootstrap_api``, on either runtime. On the
+Kafka runtime (``app.kafka_mode``) actions on warnings answer 202 with the event_id
+(the worker applies them; the change shows once its lifecycle record is mirrored).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -27,6 +25,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
+from access.users import User
+from alerts.channels.email import MAILTO
+from alerts.channels.kafka import KAFKA_URL
 from api import stream
 from api.auth import (
     INGEST_ROLES,
@@ -38,15 +39,12 @@ from api.auth import (
     org_unit_in_scope,
     require,
 )
-from api.delivery import DEFAULT_MAX_ATTEMPTS
-from api.email_channel import MAILTO, SmtpSender
-from api.kafka_channel import KAFKA_URL
-from api.kafka_mode import KafkaSettings
-from api.routing import Grouping, silence_router
-from api.services import Services
+from api.field import Worklist
+from api.field import router as field_router
+from api.silences import silence_router
 from api.stream import open_log, start_position
-from api.users import User
 from api.web import router as workspace_router
+from app.services import FORBIDDEN, OwnershipRefused, Services
 from events.codec import (
     MAX_NESTING,
     NESTED_TOO_DEEP,
@@ -66,7 +64,7 @@ MAX_PAGE = 1_000
 ASSIGN_ROLES = ("cadre", "chair", "city_admin")
 Status = Literal["open", "acknowledged", "resolved"]
 WarningLevel = Literal["yellow", "orange", "red"]
-LedgerName = Literal["warnings", "households", "guardianship"]
+LedgerName = Literal["warnings", "households", "guardianship", "coverage"]
 
 IngestUser = Annotated[User, Depends(require(*INGEST_ROLES))]
 RowUser = Annotated[User, Depends(require(*ROW_ROLES))]
@@ -135,6 +133,9 @@ async def _read_body(request: Request) -> bytes:
 _PUBLISHED: dict[int | str, dict[str, Any]] = {202: {
     "description": "Kafka runtime: the event is published (event_id); the worker applies it "
                    "and the inbox shows the change once its lifecycle record is mirrored."}}
+_REFUSED = ("An event is about a household outside the caller's scope: ``detail`` and the "
+            "usual ingest body (received, accepted, duplicate, rejected, results), each "
+            "refused event rejected with its reason")
 _INGEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     # Items are any JSON value: a non-event is answered "rejected" per item (and kept).
     "schema": {"type": "array", "maxItems": MAX_EVENTS,
@@ -157,28 +158,8 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     )}
 
 
-def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: float = 1.0,
-               poll_s: float = 0.5, tick_s: float | None = 30.0, smtp: str | None = None,
-               repeat_red_minutes: float | None = None, group_wait_s: float | None = None,
-               group_interval_s: float | None = None, kafka: KafkaSettings | None = None,
-               pack: Path | None = None) -> FastAPI:
-    services = Services(home, max_attempts=max_attempts, backoff_s=backoff_s, poll_s=poll_s,
-                        tick_s=tick_s, kafka=kafka, pack=pack)
-    # routing and e-mail (api.routing, api.email_channel); $JIAHE_SMTP = HOST:PORT,
-    # $JIAHE_REPEAT_RED_MINUTES (0: off), $JIAHE_GROUP_WAIT_S / $JIAHE_GROUP_INTERVAL_S
-    # (grouping by (district, rule); off unless the interval is > 0) when not passed.
-    smtp = smtp or os.environ.get("JIAHE_SMTP") or None
-    if smtp:
-        services.worker.smtp = SmtpSender.parse(smtp)
-    if repeat_red_minutes is None:
-        repeat_red_minutes = float(os.environ.get("JIAHE_REPEAT_RED_MINUTES", "240"))
-    services.worker.repeat_red_s = repeat_red_minutes * 60 or None
-    if group_wait_s is None:
-        group_wait_s = float(os.environ.get("JIAHE_GROUP_WAIT_S", "0"))
-    if group_interval_s is None:
-        group_interval_s = float(os.environ.get("JIAHE_GROUP_INTERVAL_S", "0"))
-    if group_interval_s > 0:
-        services.worker.grouping = Grouping(group_wait_s, group_interval_s)
+def create_app(services: Services) -> FastAPI:
+    """The application over ``services``; its lifespan starts and closes them."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -207,9 +188,16 @@ def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: 
         letter (oversize bodies, 413, are not: keeping them would invite abuse)."""
         await run_in_threadpool(services._write, [Rejected(reason, body)], user)
 
-    @app.post("/v1/events", openapi_extra=_INGEST_BODY, tags=["ingest"])
-    async def ingest(request: Request, user: IngestUser) -> dict[str, Any]:
-        """Publish a batch; a result per event (accepted / duplicate / rejected + reason)."""
+    @app.post("/v1/events", openapi_extra=_INGEST_BODY, tags=["ingest"],
+              responses={403: {"description": _REFUSED, "content": _ERROR_BODY}})
+    async def ingest(request: Request, user: IngestUser, response: Response
+                     ) -> dict[str, Any]:
+        """Publish a batch; a result per event (accepted / duplicate / rejected + reason).
+
+        403 when any event is about a household outside the caller's scope (DESIGN
+        "Ingest"): the body keeps the same shape, those events are rejected with
+        their reason (and kept as dead letters), the others are judged as usual.
+        """
         body = await _read_body(request)
         try:
             items = orjson.loads(body)
@@ -235,7 +223,13 @@ def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: 
         results = await run_in_threadpool(services.ingest, items, user)
         counts = {s: sum(1 for r in results if r["status"] == s)
                   for s in ("accepted", "duplicate", "rejected")}
-        return {"received": len(results), **counts, "results": results}
+        answer: dict[str, Any] = {"received": len(results), **counts, "results": results}
+        refused = sum(1 for r in results if r.get("reason") in FORBIDDEN)
+        if refused:
+            response.status_code = 403
+            answer = {"detail": f"{refused} event(s) about households outside your org unit "
+                                "were refused (see results)", **answer}
+        return answer
 
     @app.get("/v1/alerts", tags=["alerts"])
     def alerts(user: RowUser, status: Status | None = None, level: WarningLevel | None = None,
@@ -276,7 +270,10 @@ def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: 
                                      "resolves itself at the first day close without a surge")
         if assignee is not None:
             _check_assignee(assignee, row)
-        event_id = services.act(user, row, kind, note, assignee)
+        try:
+            event_id = services.act(user, row, kind, note, assignee)
+        except OwnershipRefused as exc:  # the household now belongs outside the caller's scope
+            raise HTTPException(403, str(exc)) from exc
         services.users.audit(user, f"alerts.{kind}", {"warning_id": warning_id}, 1)
         if services.kafka is not None:  # the worker applies it; the mirror shows it later
             response.status_code = 202
@@ -350,6 +347,18 @@ def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: 
         return {"count": len(page), "total": total, "offset": offset, "limit": limit,
                 "next_offset": next_offset, "rows": page}
 
+    @app.get("/v1/worklist", tags=["worklist"], response_model=Worklist)
+    def worklist(user: IngestUser,
+                 limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200) -> dict[str, Any]:
+        """The caller's work list (cadres; chairs and city admins too): visits due within
+        7 days or overdue, warnings assigned to her, guardianship gaps awaiting follow-up.
+        In her scope, each section cut at ``limit``; no free text (``api.field``)."""
+        result = services.worklist(user, limit)
+        services.users.audit(user, "worklist", {"limit": limit},
+                             sum(len(result[s]["rows"]) for s in ("visits", "warnings",
+                                                                 "guardianship")))
+        return result
+
     @app.get("/v1/kpis", tags=["analytics"])
     def kpis(user: KpiUser, as_of: str | None = None) -> dict[str, Any]:
         """Pseudonymous aggregates over the caller's org unit (no household ids)."""
@@ -409,4 +418,5 @@ def create_app(home: Path, max_attempts: int = DEFAULT_MAX_ATTEMPTS, backoff_s: 
 
     app.include_router(silence_router(services))
     app.include_router(workspace_router)  # the chairs' workspace page: /, /workspace/
+    app.include_router(field_router)  # the cadres' field app: /field/
     return app

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.users import User, UserStore
+from access.users import User, UserStore
 from events.orgunits import OrgUnitError, check_code, is_within
 from projections.ledger_common import district_code
 

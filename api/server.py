@@ -11,22 +11,16 @@ from pathlib import Path
 
 import uvicorn
 
+from alerts.delivery import DEFAULT_MAX_ATTEMPTS
 from api.app import create_app
-from api.delivery import DEFAULT_MAX_ATTEMPTS
-from api.kafka_mode import KafkaSettings
+from app.bootstrap_api import bootstrap_api
+from app.services import Services
+from streams.kafka.settings import KafkaSettings
 
 
-def serve(home: Path, host: str = "127.0.0.1", port: int = 8000,
-          max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-          backoff_s: float = 1.0, poll_s: float = 0.5, tick_s: float = 30.0,
-          kafka: KafkaSettings | None = None, pack: Path | None = None) -> None:
-    """Serve until interrupted; with ``kafka`` on the Kafka runtime (api.kafka_mode).
-
-    ``pack``: the rule pack of the embedded processor (default: the built-in pack).
-    """
-    app = create_app(home, max_attempts=max_attempts, backoff_s=backoff_s, poll_s=poll_s,
-                     tick_s=tick_s or None, kafka=kafka, pack=pack)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+def serve(services: Services, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve ``services`` (``app.bootstrap_api.bootstrap_api``) until interrupted."""
+    uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,8 +39,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="Rule pack YAML for the embedded processor (default: built-in).")
     args = parser.parse_args(argv)
     kafka = KafkaSettings(args.bootstrap, args.topic_prefix) if args.bootstrap else None
-    serve(args.home, args.host, args.port, args.webhook_max_attempts, args.webhook_backoff,
-          args.webhook_poll, args.tick, kafka=kafka, pack=args.pack)
+    services = bootstrap_api(args.home, kafka=kafka, pack=args.pack,
+                             max_attempts=args.webhook_max_attempts,
+                             backoff_s=args.webhook_backoff, poll_s=args.webhook_poll,
+                             tick_s=args.tick or None)
+    serve(services, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from api.users import User
+from access.users import User
 from events.orgunits import district_of, is_within
 
 KEEPALIVE_S = 15.0

@@ -1,4 +1,4 @@
-"""The event catalog v1 as immutable pydantic v2 models.
+"""The event catalog (v1 and the households of v2) as immutable pydantic v2 models.
 
 One model per event type, discriminated on ``type``, so that a field app gets
 an error naming the exact field and reason. Fields outside the catalog are
@@ -41,6 +41,15 @@ Action = Literal[
     "home_visit", "phone_call", "legal_aid", "psych_counselling", "police_referral", "shelter"
 ]
 Resolution = Literal["resolved_locally", "referred", "closed_no_action"]
+HouseholdFlag = Literal[
+    "key_household",
+    "rural",
+    "intellectual_disability",
+    "left_behind_children",
+    "single_parent",
+    "elderly_alone",
+]
+TransferReason = Literal["moved", "administrative"]
 
 # Constraints are patterns (checked in pydantic-core, not in Python) because
 # every event passes through here: a Python validator per field costs more
@@ -126,6 +135,20 @@ class WarningResolvedData(TypedDict):
     note: NotRequired[FreeText]
 
 
+class HouseholdRegisteredData(TypedDict):
+    """The register's entry: flags set the screening cadence and some rules' conditions."""
+
+    flags: list[HouseholdFlag]
+    notes: NotRequired[FreeText]
+
+
+class HouseholdTransferredData(TypedDict):
+    """Where the household now belongs; only its owner's community may say so."""
+
+    to_org_unit: CommunityCode
+    reason: TransferReason
+
+
 class Envelope(BaseModel):
     """Fields every event carries; ``occurred_at`` drives all rule time."""
 
@@ -199,6 +222,16 @@ class WarningResolved(Envelope):
     data: WarningResolvedData
 
 
+class HouseholdRegistered(Envelope):
+    type: Literal["household.registered"]
+    data: HouseholdRegisteredData
+
+
+class HouseholdTransferred(Envelope):
+    type: Literal["household.transferred"]
+    data: HouseholdTransferredData
+
+
 EVENT_MODELS: tuple[type[Envelope], ...] = (
     ScreeningVisitRecorded,
     PetitionReceived,
@@ -211,6 +244,8 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     WarningAcknowledged,
     WarningAssigned,
     WarningResolved,
+    HouseholdRegistered,
+    HouseholdTransferred,
 )
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
@@ -229,7 +264,9 @@ AnyEvent = Annotated[
     | CaseResolved
     | WarningAcknowledged
     | WarningAssigned
-    | WarningResolved,
+    | WarningResolved
+    | HouseholdRegistered
+    | HouseholdTransferred,
     Field(discriminator="type"),
 ]
 
@@ -270,4 +307,5 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "screening.visit_recorded": ("notes",),
     "warning.resolved": ("note",),
     "child.guardianship_gap_recorded": ("reason",),
+    "household.registered": ("notes",),
 }

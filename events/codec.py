@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -82,11 +83,15 @@ _BLAKE2B_8 = hashlib.blake2b(digest_size=8)
 _SORT_KEYS = orjson.OPT_SORT_KEYS
 
 
+#: Fields that hold a community code (their pattern is ``catalog.COMMUNITY_PATTERN``).
+_COMMUNITY_FIELDS = frozenset({"org_unit", "data.to_org_unit"})
+
+
 def _explain(error: Mapping[str, Any], where: str) -> str:
     """Patterns are checked in Rust; say in words which rule the value broke."""
     if error["type"] == "string_pattern_mismatch":
         value = error.get("input")
-        if where == "org_unit" and isinstance(value, str):
+        if where in _COMMUNITY_FIELDS and isinstance(value, str):
             try:
                 check_community(value)
             except OrgUnitError as exc:
@@ -150,11 +155,19 @@ def _is_iso_date_time(value: str) -> bool:
     )
 
 
+#: ``_is_iso_date_time`` for ASCII digits, in one C call: a match implies that test, so only
+#: a string that does not match needs it (Unicode digits also pass ``str.isdigit``).
+_ASCII_DATE_TIME = re.compile(r"[0-9]{4}-..-..[Tt ]..:..", re.DOTALL).match
+
+
 def _timestamp_problem(obj: Mapping[str, Any]) -> str | None:
     """Timestamps must be ISO 8601 date-times; pydantic would also take Unix numbers."""
     for name in _TIMESTAMP_FIELDS:
         value = obj.get(name)
-        if value is not None and (not isinstance(value, str) or not _is_iso_date_time(value)):
+        if value is not None and (
+            not isinstance(value, str)
+            or (_ASCII_DATE_TIME(value) is None and not _is_iso_date_time(value))
+        ):
             return _TIMESTAMP_PROBLEM.format(name)
     return None
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from events.errors import JiaheError
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS_PER_SECOND = 1_000_000
 MICROS_PER_MINUTE = 60 * MICROS_PER_SECOND
@@ -17,7 +19,7 @@ MICROS_PER_HOUR = 60 * MICROS_PER_MINUTE
 MICROS_PER_DAY = 24 * MICROS_PER_HOUR
 
 
-class InstantError(ValueError):
+class InstantError(JiaheError, ValueError):
     """A timestamp that cannot be placed on the time line (e.g. no offset)."""
 
 

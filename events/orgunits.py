@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from events.errors import JiaheError
+
 
 class Level(IntEnum):
     """Handling levels, ordered bottom-up so ``Level.STREET > Level.COMMUNITY``."""
@@ -28,7 +30,7 @@ class Level(IntEnum):
         return cls[label.upper()]
 
 
-class OrgUnitError(ValueError):
+class OrgUnitError(JiaheError, ValueError):
     """A code that is not a valid 12-digit org-unit code."""
 
 

@@ -192,6 +192,13 @@ class StreamSpec:
     at_risk_fraction: float = 0.03
     streets_per_district: int = 8
     communities_per_street: int = 10
+    #: Households registered (``household.registered``) over the span; 0 and a zero
+    #: ``transfer_fraction`` give the catalog v1 stream, unchanged for a seed.
+    registered_fraction: float = 0.7
+    #: Of the registered households, those flagged key_household.
+    key_fraction: float = 0.1
+    #: Of the registered households, those transferred to another district.
+    transfer_fraction: float = 0.02
 
     def __post_init__(self) -> None:
         if self.events < 0 or self.households < 1:
@@ -199,7 +206,8 @@ class StreamSpec:
         if self.start.tzinfo is None or self.end.tzinfo is None or self.end <= self.start:
             raise ValueError("start and end must be aware datetimes with start < end")
         noise = self.duplicate_fraction + self.conflict_fraction + self.invalid_fraction
-        fractions = (self.late_fraction, self.at_risk_fraction, noise)
+        fractions = (self.late_fraction, self.at_risk_fraction, noise,
+                     self.registered_fraction, self.key_fraction, self.transfer_fraction)
         if any(not 0.0 <= f < 1.0 for f in fractions):
             raise ValueError("fractions must lie in [0, 1)")
 
@@ -266,6 +274,8 @@ RESTORED = "child.guardianship_restored"
 CASE = "case.resolved"
 ACK = "warning.acknowledged"
 RESOLVE = "warning.resolved"
+REGISTER = "household.registered"
+TRANSFER = "household.transferred"
 
 #: Activity by local hour: field work 8–18 h, hotline evenings, quiet nights.
 _HOUR_WEIGHTS = (
@@ -556,6 +566,9 @@ def _build_population(rng: random.Random, city: SampleCity, spec: StreamSpec) ->
 #: (line, kind, reason, envelope or None): what the simulation yields internally.
 Raw = tuple[bytes, LineKind, str, dict[str, Any] | None]
 _RING = 4096
+#: At most about this share of valid events are initiations (follow-ons are the rest):
+#: weights planned on it finish the register sweep a little before the end.
+_INITIATED = 0.55
 
 
 class _Stream:
@@ -614,7 +627,7 @@ class _Stream:
         self.clock_base = self.start - self.midnight
         self.clock_step = self.span / max(1, self.n_valid)
         self.warp = self.clock.warp
-        self.initiators = _Weighted([
+        initiators: list[tuple[Any, float]] = [
             (self._init_routine_visit, 25.0),
             (self._init_risk_visit, 5.0),
             (self._init_routine_petition, 11.0),
@@ -622,11 +635,39 @@ class _Stream:
             (self._init_mediation, 1.5),
             (self._init_followup, 3.5),
             (self._init_gap, 0.9),
-        ])  # fmt: skip
+        ]  # fmt: skip
+        initiators += self._register_initiators(sum(w for _, w in initiators))
+        self.initiators = _Weighted(initiators)
         self.handlers: list[Callable[[int, int, Any], None]] = [
             self._visit, self._petition, self._mediation_open, self._mediation_done,
             self._followup, self._gap, self._restored, self._case, self._ack, self._resolve,
         ]  # fmt: skip
+
+    def _register_initiators(self, weight: float) -> list[tuple[Any, float]]:
+        """The register sweep (catalog v2): registrations, then a few transfers to
+        another district. Which households, in which order, and their key flag are
+        drawn from a separate generator, so a v1 spec (both fractions 0) draws
+        nothing more and keeps its stream. Weights give the wanted counts out of
+        the ~``_INITIATED`` share of valid events that initiations are (the rest are
+        their follow-on events)."""
+        spec = self.spec
+        plan = random.Random(f"jiahe-register:{spec.seed}")
+        order = list(range(len(self.pop.ids)))
+        plan.shuffle(order)
+        self.to_register = order[: round(len(order) * spec.registered_fraction)]
+        self.key_households = {
+            hh for hh in self.to_register if plan.random() < spec.key_fraction
+        }
+        self.registered_n = 0
+        transfers = round(len(self.to_register) * spec.transfer_fraction)
+        out: list[tuple[Any, float]] = []
+        n = max(self.n_valid, 1) * _INITIATED
+        for action, count in ((self._init_registration, len(self.to_register)),
+                              (self._init_transfer, transfers)):
+            share = min(count / n, 0.5)
+            if share > 0:
+                out.append((action, weight * share / (1.0 - share)))
+        return out
 
     def _init_actors(self) -> None:
         """One cadre per ~3 communities (cadre-<street9><n>), as DESIGN's example id."""
@@ -911,6 +952,56 @@ class _Stream:
     def _init_gap(self, now: int) -> None:
         self._gap(self._risky(self.pop.gap_prone), now, None)
 
+    def _init_registration(self, now: int) -> None:
+        """The next household of the sweep is registered (a routine visit once all are)."""
+        if self.registered_n >= len(self.to_register):
+            self._init_routine_visit(now)
+            return
+        hh = self.to_register[self.registered_n]
+        self.registered_n += 1
+        self._emit(REGISTER, hh, now, {"flags": self._flags(hh), "notes": self._register_note(hh)},
+                   self._cadre(hh))
+
+    def _flags(self, hh: int) -> list[str]:
+        """Register flags from what the simulation knows of the household."""
+        rng, traits = self.rng, self.pop.traits[hh]
+        flags = []
+        if hh in self.key_households:
+            flags.append("key_household")
+        if self.city.communities[self.pop.community[hh]][:6] not in _URBAN:
+            flags.append("rural")
+        if traits & _DISABLED:
+            flags.append("intellectual_disability")
+        if traits & _GAP_PRONE:
+            flags.append("left_behind_children")
+        if rng.random() < 0.08:
+            flags.append("single_parent")
+        if not self.pop.children[hh] and rng.random() < 0.06:
+            flags.append("elderly_alone")
+        return flags
+
+    def _register_note(self, hh: int) -> str:
+        """Free text, personal data like a visit's notes (sealed in the log)."""
+        surname = _one(self.rng, _SURNAMES)
+        return f"{surname}某户，{self.pop.children[hh]}名子女，入户登记。"
+
+    def _init_transfer(self, now: int) -> None:
+        """A registered household moves to a community of another district; its later
+        events come from there (the transfer itself carries the old owner)."""
+        if not self.registered_n:
+            self._init_routine_visit(now)
+            return
+        hh = self.to_register[_below(self.rng, self.registered_n)]
+        here = self.pop.community[hh]
+        there = _below(self.rng, len(self.city.communities))
+        communities = self.city.communities
+        while communities[there][:6] == communities[here][:6]:
+            there = _below(self.rng, len(communities))
+        reason = "moved" if self.rng.random() < 0.8 else "administrative"
+        self._emit(TRANSFER, hh, now, {"to_org_unit": communities[there], "reason": reason},
+                   self._cadre(hh))
+        self.pop.community[hh] = there
+
     def _risky(self, group: list[int]) -> int:
         """A household from ``group``, or any household when the city has none."""
         if group:
@@ -1170,8 +1261,9 @@ def write_jsonl(
     return stream.counts
 
 
-def sample_events(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """``n`` valid envelopes (no noise) in delivery order, for unit tests of the engine."""
+def sample_events(n: int, seed: int = 0, *, v2: bool = False) -> list[dict[str, Any]]:
+    """``n`` valid envelopes (no noise) in delivery order, for unit tests of the engine:
+    the catalog v1 stream unless ``v2`` (registrations and transfers too)."""
     spec = StreamSpec(
         events=n,
         households=max(20, n // 5),
@@ -1180,6 +1272,8 @@ def sample_events(n: int, seed: int = 0) -> list[dict[str, Any]]:
         conflict_fraction=0.0,
         invalid_fraction=0.0,
     )
+    if not v2:
+        spec.registered_fraction = spec.transfer_fraction = 0.0
     return [env for _, kind, _, env in _Stream(spec).run() if kind == "valid" and env]
 
 
@@ -1190,9 +1284,13 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--households", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="/dev/null")
+    parser.add_argument("--v1", action="store_true",
+                        help="the catalog v1 stream: no registrations or transfers")
     args = parser.parse_args(argv)
     households = args.households or min(100_000, max(1_000, args.events // 5))
     spec = StreamSpec(events=args.events, households=households, seed=args.seed)
+    if args.v1:
+        spec.registered_fraction = spec.transfer_fraction = 0.0
     began, cpu = time.perf_counter(), time.process_time()
     counts = write_jsonl(spec, args.out)
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events.catalog import CURRENT_VERSION
+from events.errors import JiaheError
 
 RawEvent = dict[str, Any]
 Upcaster = Callable[[RawEvent], RawEvent]
 
 
-class UpcastError(ValueError):
+class UpcastError(JiaheError, ValueError):
     """No path from the event's version to the current one."""
 
 

@@ -1,6 +1,6 @@
 """The dashboard's KPIs, computed in the warehouse (one SQL statement).
 
-What ``api.services.Services.kpis`` used to compute in Python from every row of
+What ``app.services.Services.kpis`` used to compute in Python from every row of
 the warning ledger: counts by level and status, escalations by the highest
 level reached, the median time to acknowledge, repeat households, warnings
 raised per ISO week and district, and the share of cases resolved locally —

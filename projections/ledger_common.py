@@ -23,6 +23,8 @@ PETITION = "petition.received"
 FOLLOWUP = "followup.recorded"
 GAP = "child.guardianship_gap_recorded"
 RESTORED = "child.guardianship_restored"
+REGISTERED = "household.registered"
+TRANSFERRED = "household.transferred"
 
 #: handling levels bottom-up (index = rank).
 HANDLING_LEVELS: tuple[str, ...] = ("community", "street", "district", "city")
@@ -32,6 +34,25 @@ WARNING_LEVELS: tuple[str, ...] = ("yellow", "orange", "red")
 PETITION_WINDOWS_DAYS: tuple[int, ...] = (30, 90)
 GUARDIANSHIP_FOLLOWUP_DAYS = 7
 GUARDIANSHIP_FOLLOWUP_MICROS = GUARDIANSHIP_FOLLOWUP_DAYS * MICROS_PER_DAY
+
+#: The flag that makes a registered household a key household (重点户).
+KEY_FLAG = "key_household"
+#: Screening cadence C of ``screening-overdue``: key households, everyone else.
+KEY_CADENCE_DAYS = 30
+CADENCE_DAYS = 180
+KEY_CADENCE_MICROS = KEY_CADENCE_DAYS * MICROS_PER_DAY
+CADENCE_MICROS = CADENCE_DAYS * MICROS_PER_DAY
+
+
+def cadence_micros(flags: list[str] | tuple[str, ...]) -> int:
+    """C for a registered household with these flags."""
+    return KEY_CADENCE_MICROS if KEY_FLAG in flags else CADENCE_MICROS
+
+
+def coverage_ratio(covered: int, registered: int) -> float:
+    """covered / registered rounded to 4 decimals, computed from the two counts on
+    both sides (SQL and Python floats would round a tie differently)."""
+    return round(covered / registered, 4) if registered else 0.0
 
 
 def iso(micros: int | None) -> str | None:
@@ -67,6 +88,10 @@ def warning_sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def household_sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["household_id"],)
+
+
+def coverage_sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["community"],)
 
 
 def guardianship_sort_key(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -10,9 +10,9 @@ result. ``ledgers.py`` turns the rows into ledger dicts.
 from __future__ import annotations
 
 from events.instants import MICROS_PER_DAY
+from privacy.pseudonym import ERASED_PREFIX
 from projections import ledger_common as lc
-from projections.pseudonym import ERASED_PREFIX
-from projections.schema import BOUNDS, DIRECTORY, EVENTS, LIFECYCLE
+from projections.schema import BOUNDS, COMMUNITY_CODE, DIRECTORY, EVENTS, LIFECYCLE
 from projections.warehouse.rows import sql_string
 
 _HANDLING = "['community', 'street', 'district', 'city']"
@@ -57,16 +57,58 @@ def _events(
     scope = f" AND household_key IN {keys}" if keys else ""
     return (
         f"(SELECT household_key, type, org_unit, indicators, child_ref, `offset` AS off, "
+        f"flags, to_org_unit, "
         f"toUnixTimestamp64Micro(occurred_at) AS us FROM {EVENTS} FINAL "
         f"WHERE {_at_most('occurred_at', as_of)}{only}{scope})"
     )
 
 
+# Ownership (DESIGN "Ownership"): a fold over a household's registrations and
+# transfers in processing (offset) order, from the owner its first event set. The
+# state is (owner, registered, flags, offset of the first registration, latest
+# occurred_at of a valid registration); a move that breaks a condition keeps it.
+_OWNED_TYPE = "Tuple(String, UInt8, Array(String), UInt64, Int64)"
+#: (offset, type, org unit, to_org_unit or '', flags, occurred_at) of a raw events row.
+MOVE_OF_ROW = (
+    "(off, toString(type), toString(org_unit), "
+    "ifNull(CAST(to_org_unit, 'Nullable(String)'), ''), CAST(flags, 'Array(String)'), us)"
+)
+MOVE_TYPES = f"({_s(lc.REGISTERED)}, {_s(lc.TRANSFERRED)})"
+_COMMUNITY = COMMUNITY_CODE
+NO_VISITS = "CAST([], 'Array(Tuple(UInt64, Int64))')"
+
+
+def ownership(first_org: str, moves: str, visits: str, prefix: str = "h_") -> str:
+    """Select-list items naming a household's ``{prefix}org`` (its owner),
+    ``{prefix}registered`` (0/1), ``{prefix}flags`` (sorted) and
+    ``{prefix}last_screening`` (L of ``screening-overdue``; NULL unless registered),
+    from its first event's org unit, its moves (``MOVE_OF_ROW`` tuples, any order) and
+    its visits ((offset, occurred_at) tuples)."""
+    reg, moved = _s(lc.REGISTERED), _s(lc.TRANSFERRED)
+    owned = f"{prefix}owned"
+
+    def state(*items: str) -> str:
+        return f"CAST(({', '.join(items)}), {_s(_OWNED_TYPE)})"
+
+    fold = f"""arrayFold((acc, m) -> multiIf(
+      m.2 = {reg} AND acc.2 = 0, {state("m.3", "1", "m.5", "m.1", "m.6")},
+      m.2 = {reg} AND m.3 = acc.1, {state("acc.1", "1", "m.5", "acc.4", "greatest(acc.5, m.6)")},
+      m.2 = {moved} AND m.3 = acc.1 AND {_COMMUNITY.format("m.4")} AND m.4 != acc.1,
+        {state("m.4", "acc.2", "acc.3", "acc.4", "acc.5")},
+      acc), arraySort({moves}), {state(first_org, "0", "[]", "0", "0")})"""
+    after = f"arrayMap(v -> if(v.1 > {owned}.4, v.2, {owned}.5), {visits})"
+    return f"""{fold} AS {owned},
+    {owned}.1 AS {prefix}org, {owned}.2 AS {prefix}registered,
+    arraySort({owned}.3) AS {prefix}flags,
+    if({owned}.2 = 1, arrayMax(arrayPushBack({after}, {owned}.5)), NULL)
+      AS {prefix}last_screening"""
+
+
 # District scoping of the warning and household ledgers (a dashboard asks for one
 # district of 18): every ledger row of a district needs a record *in* that district
-# — a household's latest org unit is one of its events' units, a warning's org unit
-# is its raise's — so restricting the inputs to the keys that have such a record
-# first, then aggregating and applying the exact HAVING filter as before, gives the
+# — a household's owner is one of its events' org units or a transfer's to_org_unit,
+# a warning's org unit is its raise's — so restricting the inputs to the keys that
+# have such a record first, then aggregating and applying the exact HAVING filter, gives the
 # same rows while grouping, joining and reading the directory for ~1/18 of the data.
 # (Rows re-sent before a merge only repeat a key: the key sets need no FINAL.)
 
@@ -83,8 +125,9 @@ def _event_keys(as_of: int, district: str | None) -> str | None:
     """Households with an event ≤ as_of in the district; None: all."""
     if district is None:
         return None
+    arrived = f"startsWith(ifNull(to_org_unit, ''), {_s(district[:6])})"
     return (
-        f"(SELECT household_key FROM {EVENTS} WHERE {_in_prefix(district[:6])} "
+        f"(SELECT household_key FROM {EVENTS} WHERE ({_in_prefix(district[:6])} OR {arrived}) "
         f"AND {_at_most('occurred_at', as_of)})"
     )
 
@@ -207,7 +250,7 @@ def _open_warnings(as_of: int, keys: str | None = None) -> str:
 
 
 def household_facts(as_of: int, district: str | None) -> str:
-    """Per household with an event ≤ as_of whose latest org unit is in ``district``:
+    """Per household with an event ≤ as_of whose owner is in ``district``:
     the household ledger's columns that come from events."""
     windows = ",\n    ".join(
         f"countIf(type = {_s(lc.PETITION)} AND us >= {as_of - days * MICROS_PER_DAY}) "
@@ -217,7 +260,9 @@ def household_facts(as_of: int, district: str | None) -> str:
     keys = _event_keys(as_of, district)
     return f"""(
   SELECT household_key,
-    argMax(org_unit, (us, off)) AS h_org,
+    {ownership("min((off, toString(org_unit))).2",
+               f"groupArrayIf({MOVE_OF_ROW}, type IN {MOVE_TYPES})",
+               f"groupArrayIf((off, us), type = {_s(lc.VISIT)})")},
     arraySort(groupUniqArrayArray(indicators)) AS h_indicators,
     maxIfOrNull(us, type = {_s(lc.VISIT)}) AS last_visit_us,
     maxIfOrNull(us, type = {_s(lc.FOLLOWUP)}) AS last_followup_us,
@@ -252,7 +297,8 @@ SELECT h.household_key AS household_key, d.household_id AS household_id,
        d.present AS present, h.h_org AS org_unit, h.h_indicators AS indicators,
        h.last_visit_us AS last_visit_us, h.last_followup_us AS last_followup_us,
        {", ".join(f"h.petitions_{n}d AS petitions_{n}d" for n in lc.PETITION_WINDOWS_DAYS)},
-       h.first_seen_us AS first_seen_us,
+       h.first_seen_us AS first_seen_us, h.h_registered AS registered, h.h_flags AS flags,
+       h.h_last_screening AS last_screening_us,
        o.open_warnings AS open_warnings, o.severity AS severity
 FROM {facts} AS h
 LEFT JOIN {open_warnings} AS o ON h.household_key = o.household_key
@@ -301,3 +347,37 @@ LEFT JOIN (
 LEFT JOIN {_directory()} AS d ON g.household_key = d.household_key
 ORDER BY {_shown_id("d", "g.household_key")}, g.child{page(limit, offset)}
 {_SETTINGS}"""
+
+
+def coverage_facts(as_of: int, district: str | None) -> str:
+    """Per registered household (≤ as_of) whose owner is in ``district``: its owner
+    (``c_org``), whether it is a key household (``c_key``, 0/1), its latest visit
+    (``c_last_visit``, read when ``c_visited``). A registered household's owner does
+    not depend on its first event (the first registration sets it), so only moves and
+    visits are read."""
+    visit = _s(lc.VISIT)
+    rows = _events(as_of, (lc.REGISTERED, lc.TRANSFERRED, lc.VISIT))
+    return f"""(
+  SELECT household_key, c_org, c_key, c_last_visit, c_visited FROM (
+  SELECT household_key,
+    {ownership("''", f"groupArrayIf({MOVE_OF_ROW}, type IN {MOVE_TYPES})", NO_VISITS, "c_")},
+    toUInt8(has(c_flags, {_s(lc.KEY_FLAG)})) AS c_key,
+    maxIf(us, type = {visit}) AS c_last_visit, countIf(type = {visit}) > 0 AS c_visited
+  FROM {rows}
+  GROUP BY household_key
+  HAVING c_registered = 1{_district_filter("c_org", district)})
+)"""
+
+
+def coverage(facts: str, as_of: int) -> str:
+    """The coverage ledger's counts per owning community from ``facts``
+    (``coverage_facts``' columns; ``projections.now`` has a pre-aggregated source)."""
+    key = "c_key = 1"
+    window = f"if({key}, {lc.KEY_CADENCE_MICROS}, {lc.CADENCE_MICROS})"
+    covered = f"(c_visited AND c_last_visit >= {int(as_of)} - {window})"
+    return f"""
+SELECT c_org AS community, count() AS registered, countIf({covered}) AS covered,
+       countIf({key}) AS key_registered, countIf({key} AND {covered}) AS key_covered
+FROM {facts}
+GROUP BY community
+ORDER BY community"""

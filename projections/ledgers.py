@@ -1,4 +1,4 @@
-"""The three ledgers of DESIGN.md, computed by SQL on any Warehouse.
+"""The ledgers of DESIGN.md, computed by SQL on any Warehouse.
 
 ``as_of`` (microseconds) filters events by occurred_at ≤ as_of and lifecycle
 records by at ≤ as_of; ``None`` means no filter, and the "now" of windows is
@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from events.orgunits import district_of
+from privacy.pseudonym import erased_label
 from projections import ledger_common as lc
 from projections import ledger_sql, now_guardianship
 from projections import now as now_path
-from projections.pseudonym import erased_label
 from projections.warehouse.base import Warehouse
 from projections.warehouse.rows import sql_string
 
@@ -177,8 +177,50 @@ def household_ledger(
         for days in lc.PETITION_WINDOWS_DAYS:
             row[f"petitions_{days}d"] = int(r[f"petitions_{days}d"])
         row["first_seen_at"] = lc.iso(r["first_seen_us"])
+        flags = [str(f) for f in r["flags"]]
+        last = r["last_screening_us"]
+        due = None if last is None else int(last) + lc.cadence_micros(flags)
+        row["registered"] = bool(r["registered"])
+        row["flags"] = flags
+        row["next_visit_due"] = lc.iso(due)
+        row["visit_overdue"] = due is not None and due < now
         rows.append(row)
     return sorted(rows, key=lc.household_sort_key)
+
+
+def coverage_ledger(
+    warehouse: Warehouse,
+    as_of: int | None = None,
+    district: str | None = None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Row]:
+    """排查覆盖台账: one row per community owning a registered household ≤ as_of,
+    ordered by community; ``limit``/``offset`` page it (a city has ~10⁴ communities)."""
+    code = lc.district_code(district)
+    now, orphans = now_path.resolve(warehouse, as_of)
+    if now is None:
+        return []
+    # orphan transitions concern warnings only: "now" reads the pre-aggregate
+    facts = (
+        ledger_sql.coverage_facts(now, code)
+        if orphans is None
+        else now_path.coverage_facts(code)
+    )
+    sql = ledger_sql.coverage(facts, now) + ledger_sql.page(limit, offset)
+    return [
+        {
+            "community": r["community"],
+            "district": district_of(r["community"]),
+            "registered": int(r["registered"]),
+            "covered": int(r["covered"]),
+            "key_registered": int(r["key_registered"]),
+            "key_covered": int(r["key_covered"]),
+            "coverage": lc.coverage_ratio(int(r["covered"]), int(r["registered"])),
+        }
+        for r in _fetch(warehouse, sql)
+    ]
 
 
 def guardianship_ledger(

@@ -31,9 +31,12 @@ from projections import ledger_common as lc
 from projections import ledger_sql
 from projections.schema import (
     BEFORE_ALL,
+    COVERAGE_STATE,
     HOUSEHOLD_BY_KEY,
+    HOUSEHOLD_OWNER,
     HOUSEHOLD_STATE,
     NEVER,
+    NO_OFFSET,
     WARNING_KPIS,
     WARNING_STATE,
 )
@@ -151,8 +154,68 @@ def _instant_or_null(column: str) -> str:
     return f"if({column} = {BEFORE_ALL}, NULL, {column})"
 
 
+def _owners(keys: str | None) -> str:
+    """Per household of ``keys`` (None: all), its ownership columns (``h_org``,
+    ``h_registered``, ``h_flags``, ``h_last_screening``: ``ledger_sql.ownership``)
+    folded from the ``household_owner`` pre-aggregate."""
+    scope = "" if keys is None else f" WHERE household_key IN {keys}"
+    return f"""(
+  SELECT household_key, {ledger_sql.ownership("first.2", "moves", "visits")}
+  FROM (
+    SELECT household_key, min(first) AS first, groupUniqArrayArray(moves) AS moves,
+      groupUniqArrayArray(visits) AS visits
+    FROM {HOUSEHOLD_OWNER}{scope}
+    GROUP BY household_key)
+)"""
+
+
+#: The ownership fold of ``ledger_sql.ownership`` over ``coverage_state``'s numeric
+#: moves (org units as numbers, 0: not a community): (owner, registered, key).
+_NUMERIC_OWNED = "Tuple(UInt64, UInt8, UInt8)"
+
+
+def _numeric_owner(moves: str) -> str:
+    def state(*items: str) -> str:
+        return f"CAST(({', '.join(items)}), {sql_string(_NUMERIC_OWNED)})"
+
+    return f"""arrayFold((acc, m) -> multiIf(
+      m.2 = 1 AND acc.2 = 0, {state("m.3", "1", "m.5")},
+      m.2 = 1 AND m.3 = acc.1, {state("acc.1", "1", "m.5")},
+      m.2 = 0 AND m.3 = acc.1 AND m.4 != 0 AND m.4 != acc.1, {state("m.4", "acc.2", "acc.3")},
+      acc), arraySort({moves}), {state("0", "0", "0")})"""
+
+
+def coverage_facts(district: str | None) -> str:
+    """``ledger_sql.coverage_facts`` for now, from ``coverage_state`` (numbers only:
+    a city's households are read whole). A household whose only move is its
+    registration is owned by that community — most of them, no fold; the few with
+    more moves are folded (``ledger_sql.ownership``'s rules, in numbers)."""
+    state = f"(SELECT * FROM {COVERAGE_STATE} FINAL)"
+    single, in_range, in_district = (
+        f"first_move = last_move AND first_registration.1 != {NO_OFFSET}", "", "")
+    if district is not None:
+        low = int(district[:6]) * 1_000_000
+        in_range = f" AND first_registration.2 BETWEEN {low} AND {low + 999_999}"
+        in_district = f" AND c_owned.1 BETWEEN {low} AND {low + 999_999}"
+    return f"""(
+  SELECT household_key, toString(first_registration.2) AS c_org,
+    first_registration.3 AS c_key, last_visit_us AS c_last_visit,
+    last_visit_us != {BEFORE_ALL} AS c_visited
+  FROM {state}
+  WHERE {single}{in_range}
+  UNION ALL
+  SELECT household_key, toString(c_owned.1) AS c_org, c_owned.3 AS c_key,
+    last_visit_us AS c_last_visit, last_visit_us != {BEFORE_ALL} AS c_visited
+  FROM (
+    SELECT household_key, {_numeric_owner("moves")} AS c_owned, last_visit_us
+    FROM (SELECT household_key, moves, last_visit_us FROM {state} WHERE first_move < last_move))
+  WHERE c_owned.2 = 1{in_district}
+)"""
+
+
 def _district_households(district: str) -> str:
-    """Households with an event in ``district`` (one index range; repeats allowed)."""
+    """Households with an event in ``district`` or moved there (one index range;
+    repeats allowed): every household the district may own."""
     return (
         f"(SELECT household_key FROM {HOUSEHOLD_STATE} WHERE district_key = {sql_string(district)})"
     )
@@ -160,16 +223,15 @@ def _district_households(district: str) -> str:
 
 def household_page_sql(district: str | None, page: str) -> str:
     """The household keys of a page of the ledger order (household_id shown), read
-    from the two columns that decide it — the merged latest org unit and the
-    directory — so the page's other columns are computed for its keys only."""
-    scope = "" if district is None else f" WHERE household_key IN {_district_households(district)}"
-    in_district = (
-        "" if district is None else f" HAVING startsWith(latest.3, {sql_string(district[:6])})"
-    )
+    from the two columns that decide it — the owner (folded for a district's
+    candidates) and the directory — so the page's other columns are computed for its
+    keys only."""
     keys = None if district is None else _district_households(district)
-    households = f"""(
-  SELECT household_key, max(latest) AS latest FROM {HOUSEHOLD_STATE}{scope}
-  GROUP BY household_key{in_district})"""
+    households = f"(SELECT DISTINCT household_key FROM {HOUSEHOLD_STATE})"
+    if keys is not None and district is not None:
+        households = f"""(
+  SELECT household_key FROM {_owners(keys)}
+  WHERE startsWith(h_org, {sql_string(district[:6])}))"""
     return f"""
 SELECT h.household_key AS household_key
 FROM {households} AS h
@@ -201,12 +263,13 @@ def household_sources(
 ) -> tuple[str, str, str | None]:
     """(household facts, open warnings, directory keys) for ``ledger_sql.households``.
 
-    A district's households are those with an event there (one index range of
-    ``household_state``); their rows of other districts are merged in before the
-    latest org unit decides — exactly the raw ledger's rule. ``page_keys``: just
-    these households (a page picked by ``household_page_sql``; not empty)."""
+    A district's households are those with an event there or moved there (one index
+    range of ``household_state``); their rows of other districts are merged in, and
+    their owner (``household_owner``) decides — exactly the raw ledger's rule.
+    ``page_keys``: just these households (a page picked by ``household_page_sql``;
+    not empty)."""
     windows = ", ".join(
-        f"length(arrayFilter(p -> p.1 >= {now - days * MICROS_PER_DAY}, petitions)) "
+        f"length(arrayFilter(p -> p.1 >= {now - days * MICROS_PER_DAY}, m.petitions)) "
         f"AS petitions_{days}d"
         for days in lc.PETITION_WINDOWS_DAYS
     )
@@ -225,14 +288,17 @@ def household_sources(
     FROM {HOUSEHOLD_STATE}{scope}
     GROUP BY household_key)"""
     in_district = (
-        "" if district is None else f" WHERE startsWith(h_org, {sql_string(district[:6])})"
+        "" if district is None else f" WHERE startsWith(o.h_org, {sql_string(district[:6])})"
     )
     facts = f"""(
-  SELECT household_key, latest.3 AS h_org, arraySort(indicators) AS h_indicators,
-    {_instant_or_null("last_visit_us")} AS last_visit_us,
-    {_instant_or_null("last_followup_us")} AS last_followup_us,
-    {windows}, first_us AS first_seen_us
-  FROM {merged}{in_district}
+  SELECT m.household_key AS household_key, o.h_org AS h_org,
+    o.h_registered AS h_registered, o.h_flags AS h_flags,
+    o.h_last_screening AS h_last_screening, arraySort(m.indicators) AS h_indicators,
+    {_instant_or_null("m.last_visit_us")} AS last_visit_us,
+    {_instant_or_null("m.last_followup_us")} AS last_followup_us,
+    {windows}, m.first_us AS first_seen_us
+  FROM {merged} AS m
+  INNER JOIN {_owners(keys)} AS o ON m.household_key = o.household_key{in_district}
 )"""
     if page_keys is not None and keys is not None:
         return facts, _open_warnings_of(keys), keys
@@ -264,7 +330,7 @@ ORDER BY {ledger_sql._shown_id("d", "c.household_key")} LIMIT {int(limit)}
 
 def household_rows_sql(now: int, district: str | None, keys: list[str]) -> str:
     """The household ledger's columns (but the directory's) for the households
-    ``keys`` (not empty) whose latest org unit is in ``district``: their rows of every
+    ``keys`` (not empty) whose owner is in ``district``: their rows of every
     district merged by key in ``household_by_key``, and their open warnings."""
     literal = "(" + ", ".join(sql_string(k) for k in keys) + ")"
     windows = ", ".join(
@@ -273,23 +339,26 @@ def household_rows_sql(now: int, district: str | None, keys: list[str]) -> str:
         for days in lc.PETITION_WINDOWS_DAYS
     )
     in_district = (
-        "" if district is None else f" HAVING startsWith(h_org, {sql_string(district[:6])})"
+        "" if district is None else f" WHERE startsWith(w.h_org, {sql_string(district[:6])})"
     )
     return f"""
-SELECT h.household_key AS household_key, h.h_org AS org_unit, h.h_indicators AS indicators,
+SELECT h.household_key AS household_key, w.h_org AS org_unit, h.h_indicators AS indicators,
   h.last_visit_us AS last_visit_us, h.last_followup_us AS last_followup_us,
   {", ".join(f"h.petitions_{n}d AS petitions_{n}d" for n in lc.PETITION_WINDOWS_DAYS)},
-  h.first_seen_us AS first_seen_us, o.open_warnings AS open_warnings, o.severity AS severity
+  h.first_seen_us AS first_seen_us, w.h_registered AS registered, w.h_flags AS flags,
+  w.h_last_screening AS last_screening_us,
+  o.open_warnings AS open_warnings, o.severity AS severity
 FROM (
-  SELECT household_key, max(latest).3 AS h_org,
+  SELECT household_key,
     arraySort(groupUniqArrayArray(indicators)) AS h_indicators,
     {_instant_or_null("max(last_visit_us)")} AS last_visit_us,
     {_instant_or_null("max(last_followup_us)")} AS last_followup_us,
     groupUniqArrayArray(petitions) AS all_petitions, {windows}, min(first_us) AS first_seen_us
   FROM {HOUSEHOLD_BY_KEY} WHERE household_key IN {literal}
-  GROUP BY household_key{in_district}
+  GROUP BY household_key
 ) AS h
-LEFT JOIN {_open_warnings_of(literal)} AS o ON h.household_key = o.household_key
+INNER JOIN {_owners(literal)} AS w ON h.household_key = w.household_key
+LEFT JOIN {_open_warnings_of(literal)} AS o ON h.household_key = o.household_key{in_district}
 {ledger_sql._SETTINGS}"""
 
 
@@ -358,6 +427,7 @@ __all__ = [
     "household_page",
     "household_page_sql",
     "household_rows_sql",
+    "coverage_facts",
     "household_sources",
     "kpi_rows",
     "latest_instant",

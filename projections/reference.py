@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events.instants import MICROS_PER_DAY, parse_instant, to_datetime
-from events.orgunits import district_of
+from events.orgunits import Level, OrgUnitError, district_of, level_of
+from privacy.pseudonym import erased_label, household_key
 from projections import ledger_common as lc
-from projections.pseudonym import erased_label, household_key
 
 Row = dict[str, Any]
 Record = Mapping[str, Any]
@@ -175,6 +175,54 @@ def _open_by_household(records: Sequence[Record]) -> dict[str, list[str]]:
     return out
 
 
+def _is_community(code: Any) -> bool:
+    try:
+        return isinstance(code, str) and level_of(code) is Level.COMMUNITY
+    except OrgUnitError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Owned:
+    """A household's ownership as of the end of its events (DESIGN "Ownership")."""
+
+    owner: str
+    registered: bool
+    flags: tuple[str, ...]
+    #: L of ``screening-overdue``; None unless registered.
+    last_screening: int | None
+
+
+def _ownership(evs: Sequence[_Ev]) -> _Owned:
+    """Ownership over a household's events in processing (offset) order.
+
+    Written from DESIGN's sentences, apart from the engine's version, so that the
+    two check each other: the first event sets the owner; the first registration
+    sets it to its org unit (whatever came before) and the flags; a later one must
+    carry the owner and only replaces the flags; a transfer must carry the owner
+    and a different ``to_org_unit`` (a community code), which becomes the owner.
+    Anything else changes nothing. L is the latest occurred_at of the valid registrations and of the
+    visits processed after the first one.
+    """
+    owner: str | None = None
+    registered, flags, last = False, (), None
+    for e in sorted(evs, key=lambda e: e.offset):
+        if owner is None:
+            owner = e.org_unit
+        if e.type == lc.REGISTERED and (not registered or e.org_unit == owner):
+            owner, registered = e.org_unit, True
+            flags = tuple(e.data.get("flags") or ())
+            last = e.us if last is None else max(last, e.us)
+        elif e.type == lc.TRANSFERRED:
+            to = e.data.get("to_org_unit")
+            if e.org_unit == owner and _is_community(to) and to != owner:
+                owner = to
+        elif e.type == lc.VISIT and registered:
+            last = e.us if last is None else max(last, e.us)
+    assert owner is not None, "a household is seen through at least one event"
+    return _Owned(owner, registered, flags, last)
+
+
 def household_ledger(
     events: Sequence[Record],
     lifecycle: Sequence[Record],
@@ -195,7 +243,8 @@ def household_ledger(
     open_levels = _open_by_household(_lifecycle(lifecycle, now))
     rows = []
     for household_id, evs in by_household.items():
-        org_unit = max(evs, key=lambda e: (e.us, e.offset)).org_unit
+        owned = _ownership(evs)
+        org_unit = owned.owner
         if not _in_district(org_unit, district):
             continue
         levels = open_levels.get(household_id, [])
@@ -218,8 +267,67 @@ def household_ledger(
             start = now - days * MICROS_PER_DAY
             row[f"petitions_{days}d"] = sum(1 for us in petitions if start <= us <= now)
         row["first_seen_at"] = lc.iso(min(e.us for e in evs))
+        due = (
+            None
+            if owned.last_screening is None
+            else owned.last_screening + lc.cadence_micros(owned.flags)
+        )
+        row["registered"] = owned.registered
+        row["flags"] = sorted(owned.flags)
+        row["next_visit_due"] = lc.iso(due)
+        row["visit_overdue"] = due is not None and due < now
         rows.append(row)
     return sorted(rows, key=lc.household_sort_key)
+
+
+def coverage_ledger(
+    events: Sequence[Record],
+    lifecycle: Sequence[Record],
+    as_of: int | None = None,
+    district: str | None = None,
+    *,
+    erased: Collection[str] = (),
+    pseudonym_secret: bytes | None = None,
+) -> list[Row]:
+    """排查覆盖台账 — one row per community owning a registered household ≤ now.
+
+    Covered: a visit with occurred_at in [now − C, now], C by the household's flags
+    as of now (any visit of the household, registered or not at the time). Erased
+    households still count: the ledger names none.
+    """
+    now = _now(events, lifecycle, as_of)
+    if now is None:
+        return []
+    district = lc.district_code(district)
+    by_household: dict[str, list[_Ev]] = defaultdict(list)
+    for ev in _events(events, now):
+        by_household[ev.household_id].append(ev)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for evs in by_household.values():
+        owned = _ownership(evs)
+        if not owned.registered or not _in_district(owned.owner, district):
+            continue
+        key = lc.KEY_FLAG in owned.flags
+        since = now - lc.cadence_micros(owned.flags)
+        covered = any(e.type == lc.VISIT and since <= e.us for e in evs)
+        c = counts[owned.owner]
+        c[0] += 1
+        c[1] += covered
+        c[2] += key
+        c[3] += key and covered
+    rows = [
+        {
+            "community": community,
+            "district": district_of(community),
+            "registered": registered,
+            "covered": covered,
+            "key_registered": key_registered,
+            "key_covered": key_covered,
+            "coverage": lc.coverage_ratio(covered, registered),
+        }
+        for community, (registered, covered, key_registered, key_covered) in counts.items()
+    ]
+    return sorted(rows, key=lc.coverage_sort_key)
 
 
 def guardianship_ledger(

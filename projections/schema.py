@@ -3,18 +3,19 @@
 Three tables and two views:
 
 * ``events`` — one row per accepted event (analytics fact). Holds only the
-  pseudonymous ``household_key`` and the catalog's coded fields; free text
-  (``data.notes`` of visits, ``data.note`` of warning.resolved) is never
-  written, nor is the command's ``by``.
+  pseudonymous ``household_key`` and the catalog's coded fields (a
+  registration's ``flags``, a transfer's ``to_org_unit``); free text
+  (``data.notes`` of visits and registrations, ``data.note`` of
+  warning.resolved) is never written, nor is the command's ``by``.
 * ``lifecycle`` — one row per lifecycle record. Non-raise records carry the
   warning's rule_id/level/org_unit/district too (copied from its raise at
   write time) so that analysts can group by district and level without a
   join; an escalation's handling_level is its to_level.
 * ``household_directory`` — household_key → household_id, kept apart so that
-  analysts' tables never contain the id (see ``projections.pseudonym``).
+  analysts' tables never contain the id (see ``privacy.pseudonym``).
 * views ``daily_event_counts`` and ``daily_lifecycle_counts`` (UTC days).
 * pre-aggregates kept by materialized views on every insert (for the
-  dashboard's "now" reads, see ``projections.fast``): ``warning_state`` — one
+  dashboard's "now" reads, see ``projections.now``): ``warning_state`` — one
   aggregate row per (district, warning): raise attributes, first
   acknowledgement/resolution, escalation levels, latest escalation —,
   ``household_state`` — one per (event district, household): latest event,
@@ -30,7 +31,10 @@ Three tables and two views:
   ``warning_kpis``, ``warning_state``'s facts the KPIs count, as numbers only
   (the city's KPIs read all warnings: merging strings and arrays costs 4×) —, and
   ``guardianship_districts``, the (household, child) pairs with a gap in each
-  district (a guardianship page's candidates). Every
+  district (a guardianship page's candidates), and ``household_owner`` — per
+  household what ownership is folded from (first event, registrations and
+  transfers, visits; the household and coverage ledgers) and ``coverage_state``,
+  its numbers the coverage ledger reads for a whole city. Every
   aggregate is idempotent (min, max, set union), so re-sent rows, a replay,
   or the backfill ``ensure_schema`` runs when a pre-aggregate is added to an
   existing warehouse change nothing.
@@ -68,6 +72,8 @@ HOUSEHOLD_BY_KEY = "household_by_key"
 HOUSEHOLD_WARNINGS = "household_warnings"
 WARNING_KPIS = "warning_kpis"
 GUARDIANSHIP_DISTRICTS = "guardianship_districts"
+HOUSEHOLD_OWNER = "household_owner"
+COVERAGE_STATE = "coverage_state"
 TABLES: tuple[str, ...] = (EVENTS, LIFECYCLE, DIRECTORY)
 #: Tables filled by materialized views (truncated with the sources on reset).
 AGGREGATES: tuple[str, ...] = (
@@ -81,6 +87,8 @@ AGGREGATES: tuple[str, ...] = (
     HOUSEHOLD_WARNINGS,
     WARNING_KPIS,
     GUARDIANSHIP_DISTRICTS,
+    HOUSEHOLD_OWNER,
+    COVERAGE_STATE,
 )
 #: The pre-aggregates the dashboard reads with FINAL: whole for the city's KPIs
 #: (``projections.kpis``), by district for the warning and household pages. A bulk
@@ -92,7 +100,7 @@ AGGREGATES: tuple[str, ...] = (
 #: tables; more after a replay that left dozens of parts.
 COMPACTED_AFTER_BULK: tuple[str, ...] = (
     WARNING_KPIS, HOUSEHOLD_WARNINGS, CASE_RESOLUTIONS,
-    WARNING_STATE, HOUSEHOLD_STATE, HOUSEHOLD_BY_KEY,
+    WARNING_STATE, HOUSEHOLD_STATE, HOUSEHOLD_BY_KEY, HOUSEHOLD_OWNER, COVERAGE_STATE,
 )
 #: "No such instant" in the min/max aggregates (no NULLs: they would defeat merging).
 NEVER = (1 << 63) - 1
@@ -136,7 +144,12 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("resolution", _LC_NULL_STR, pa.string()),
     Column("warning_id", "Nullable(String)", pa.string()),
     Column("offset", "UInt64", pa.uint64()),
+    Column("flags", "Array(LowCardinality(String))", pa.list_(pa.string())),
+    Column("to_org_unit", _LC_NULL_STR, pa.string()),
 )
+#: Columns added to ``events`` after warehouses existed: ``ensure_schema`` adds them
+#: to an older table (empty / NULL on its rows, which predate the types that fill them).
+ADDED_EVENT_COLUMNS: tuple[str, ...] = ("flags", "to_org_unit")
 
 LIFECYCLE_COLUMNS: tuple[Column, ...] = (
     Column("seq", "UInt64", pa.uint64()),
@@ -210,6 +223,11 @@ def ddl() -> list[str]:
     """Every statement ``ensure_schema`` runs, in order; each is idempotent.
     (Pre-aggregates come separately: ``aggregate_ddl``, since they need a backfill.)"""
     statements = [create_table(t) for t in TABLES]
+    statements += [
+        f"ALTER TABLE {EVENTS} ADD COLUMN IF NOT EXISTS {quote_ident(c.name)} {c.sql_type}"
+        for c in EVENT_COLUMNS
+        if c.name in ADDED_EVENT_COLUMNS
+    ]
     statements.append(
         f"CREATE VIEW IF NOT EXISTS {DAILY_EVENT_COUNTS} AS {daily_event_counts_select()}"
     )
@@ -279,7 +297,7 @@ _WARNING_STATE_SELECT = (
 
 # Why (district_key, warning_id): a district's warnings are one index range. A
 # transition written before its raise was known has no district ('' key); reads
-# merge those rows in (``projections.fast``), so the result stays exact.
+# merge those rows in (``projections.now``), so the result stays exact.
 WARNING_STATE_AGGREGATE = Aggregate(
     WARNING_STATE,
     f"""CREATE TABLE IF NOT EXISTS {WARNING_STATE} (
@@ -317,6 +335,19 @@ _HOUSEHOLD_COLUMNS = """latest SimpleAggregateFunction(max, Tuple(Int64, UInt64,
   indicators SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
   petitions SimpleAggregateFunction(groupUniqArrayArray, Array(Tuple(Int64, String)))"""
 
+# A transfer also puts the household into its destination's district range, with
+# neutral values (nothing happened there yet): a district's households — those it may
+# own — are then one index range, whatever moved them there.
+_HOUSEHOLD_ARRIVALS_SELECT = (
+    "SELECT concat(substring(ifNull(CAST(to_org_unit, 'Nullable(String)'), ''), 1, 6), "
+    "'000000') AS district_key, household_key, "
+    f"(toInt64({BEFORE_ALL}), toUInt64(0), '') AS latest, toInt64({NEVER}) AS first_us, "
+    f"toInt64({BEFORE_ALL}) AS last_visit_us, toInt64({BEFORE_ALL}) AS last_followup_us, "
+    "CAST([], 'Array(String)') AS indicators, "
+    "CAST([], 'Array(Tuple(Int64, String))') AS petitions "
+    f"FROM {EVENTS} WHERE type = 'household.transferred' AND to_org_unit IS NOT NULL"
+)
+
 HOUSEHOLD_STATE_AGGREGATE = Aggregate(
     HOUSEHOLD_STATE,
     f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_STATE} (
@@ -324,7 +355,10 @@ HOUSEHOLD_STATE_AGGREGATE = Aggregate(
   household_key String,
   {_HOUSEHOLD_COLUMNS}
 ) ENGINE = AggregatingMergeTree ORDER BY (district_key, household_key)""",
-    (("household_state_from_events", EVENTS, _HOUSEHOLD_STATE_SELECT),),
+    (
+        ("household_state_from_events", EVENTS, _HOUSEHOLD_STATE_SELECT),
+        ("household_state_from_arrivals", EVENTS, _HOUSEHOLD_ARRIVALS_SELECT),
+    ),
 )
 
 # The same columns per household, all districts merged, ordered by the key: a
@@ -531,6 +565,94 @@ GUARDIANSHIP_DISTRICTS_AGGREGATE = Aggregate(
     ),
 )
 
+# Per household, what ownership (DESIGN "Ownership") is folded from: the first event
+# by processing order as (offset, org unit), every registration and transfer as
+# (offset, type, org unit, to_org_unit, flags, instant), the visits as (offset,
+# instant) — L counts those processed after the registration — and the latest visit
+# (coverage). Sets and min / max: idempotent; the fold runs at read time
+# (``ledger_sql.ownership``), over a household's few moves. Keyed by household like
+# ``household_by_key``: a page reads its households by key; coverage reads it whole.
+_MOVE_TUPLE = "Tuple(UInt64, String, String, String, Array(String), Int64)"
+HOUSEHOLD_OWNER_AGGREGATE = Aggregate(
+    HOUSEHOLD_OWNER,
+    f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_OWNER} (
+  household_key String,
+  first SimpleAggregateFunction(min, Tuple(UInt64, String)),
+  moves SimpleAggregateFunction(groupUniqArrayArray, Array({_MOVE_TUPLE})),
+  visits SimpleAggregateFunction(groupUniqArrayArray, Array(Tuple(UInt64, Int64))),
+  last_visit_us SimpleAggregateFunction(max, Int64)
+) ENGINE = AggregatingMergeTree ORDER BY household_key
+SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 8192""",
+    (
+        (
+            "household_owner_from_events",
+            EVENTS,
+            "SELECT household_key, (`offset`, toString(org_unit)) AS first, "
+            "if(type IN ('household.registered', 'household.transferred'), "
+            f"[CAST((`offset`, toString(type), toString(org_unit), "
+            "ifNull(CAST(to_org_unit, 'Nullable(String)'), ''), CAST(flags, 'Array(String)'), "
+            f"{_US}(occurred_at)), '{_MOVE_TUPLE}')], []) AS moves, "
+            f"if(type = 'screening.visit_recorded', [(`offset`, {_US}(occurred_at))], []) "
+            "AS visits, "
+            f"if(type = 'screening.visit_recorded', {_US}(occurred_at), toInt64({BEFORE_ALL})) "
+            f"AS last_visit_us FROM {EVENTS}",
+        ),
+    ),
+)
+
+#: A registration or transfer in numbers: (offset, 1 registration / 0 transfer, org
+#: unit, to_org_unit — 0 unless a community code —, key household).
+NUMERIC_MOVE = "Tuple(UInt64, UInt8, UInt64, UInt64, UInt8)"
+_TO = "ifNull(CAST(to_org_unit, 'Nullable(String)'), '')"
+#: ``events.orgunits.level_of(code) is COMMUNITY`` for a string expression ``{0}``.
+COMMUNITY_CODE = (
+    "(match({0}, '^[0-9]{{12}}$') AND substring({0}, 1, 2) != '00' "
+    "AND substring({0}, 3, 2) != '00' AND substring({0}, 5, 2) != '00' "
+    "AND substring({0}, 7, 3) != '000' AND substring({0}, 10, 3) != '000')"
+)
+#: "No such offset" in the min aggregates of offsets.
+NO_OFFSET = (1 << 64) - 1
+
+# Per household, the coverage ledger's "now" in numbers only (a city's households are
+# read whole, ~10⁶ rows at 10M events: strings and arrays cost 10×): the first
+# registration by processing order as (offset, org unit as a number, key household),
+# the first and last offset of any registration or transfer, and the latest visit.
+# A household whose only move is its registration is owned by that registration's
+# community — most registered households; the others (``first_move < last_move``) are
+# folded from ``moves``, the same moves in numbers (``projections.now.coverage_facts``).
+COVERAGE_STATE_AGGREGATE = Aggregate(
+    COVERAGE_STATE,
+    f"""CREATE TABLE IF NOT EXISTS {COVERAGE_STATE} (
+  household_key String,
+  first_registration SimpleAggregateFunction(min, Tuple(UInt64, UInt64, UInt8)),
+  first_move SimpleAggregateFunction(min, UInt64),
+  last_move SimpleAggregateFunction(max, UInt64),
+  last_visit_us SimpleAggregateFunction(max, Int64),
+  moves SimpleAggregateFunction(groupUniqArrayArray, Array({NUMERIC_MOVE}))
+) ENGINE = AggregatingMergeTree ORDER BY household_key""",
+    (
+        (
+            "coverage_state_from_events",
+            EVENTS,
+            "SELECT household_key, if(type = 'household.registered', "
+            "(`offset`, toUInt64(toString(org_unit)), toUInt8(has(flags, 'key_household'))), "
+            f"(toUInt64({NO_OFFSET}), toUInt64(0), toUInt8(0))) AS first_registration, "
+            "if(type = 'screening.visit_recorded', "
+            f"toUInt64({NO_OFFSET}), `offset`) AS first_move, "
+            "if(type = 'screening.visit_recorded', toUInt64(0), `offset`) AS last_move, "
+            f"if(type = 'screening.visit_recorded', {_US}(occurred_at), toInt64({BEFORE_ALL})) "
+            "AS last_visit_us, "
+            "if(type = 'screening.visit_recorded', [], "
+            f"[CAST((`offset`, toUInt8(type = 'household.registered'), "
+            "toUInt64(toString(org_unit)), "
+            f"if({COMMUNITY_CODE.format(_TO)}, toUInt64({_TO}), toUInt64(0)), "
+            f"toUInt8(has(flags, 'key_household'))), '{NUMERIC_MOVE}')]) AS moves "
+            f"FROM {EVENTS} WHERE type IN ('household.registered', "
+            "'household.transferred', 'screening.visit_recorded')",
+        ),
+    ),
+)
+
 AGGREGATE_DEFINITIONS: tuple[Aggregate, ...] = (
     WARNING_STATE_AGGREGATE,
     HOUSEHOLD_STATE_AGGREGATE,
@@ -542,4 +664,6 @@ AGGREGATE_DEFINITIONS: tuple[Aggregate, ...] = (
     HOUSEHOLD_WARNINGS_AGGREGATE,
     WARNING_KPIS_AGGREGATE,
     GUARDIANSHIP_DISTRICTS_AGGREGATE,
+    HOUSEHOLD_OWNER_AGGREGATE,
+    COVERAGE_STATE_AGGREGATE,
 )

@@ -11,7 +11,7 @@ current (base) pack, once with the candidate — with the same explicit
   lifecycle history (escalations, acknowledgement, resolution, their times).
 
 Nothing here does I/O beyond what the caller passes in; the CLI is
-``rules.cli_rules``.
+``cli.rules``.
 """
 
 from __future__ import annotations

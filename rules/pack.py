@@ -15,7 +15,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from events.catalog import EVENT_TYPES, Category, Channel, Indicator, Outcome
+from events.catalog import EVENT_TYPES, Category, Channel, HouseholdFlag, Indicator, Outcome
+from events.errors import JiaheError
 from events.instants import MICROS_PER_DAY, MICROS_PER_HOUR
 
 DEFAULT_PACK_PATH = Path(__file__).parent / "packs" / "default.yaml"
@@ -24,7 +25,7 @@ RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 LEVEL_RANK: dict[str, int] = {"red": 3, "orange": 2, "yellow": 1}
 
 
-class RulePackError(ValueError):
+class RulePackError(JiaheError, ValueError):
     """The pack cannot be used; the message names the rule or signal and why."""
 
 
@@ -41,6 +42,8 @@ class Signal(_Strict):
     channel_in: tuple[Channel, ...] = ()
     outcome_in: tuple[Outcome, ...] = ()
     urgent: bool | None = None
+    #: A registration listing any of these flags.
+    flags_any: tuple[HouseholdFlag, ...] = ()
 
     @model_validator(mode="after")
     def _known_type(self) -> Signal:
@@ -52,6 +55,7 @@ class Signal(_Strict):
             "channel_in": "petition.received",
             "urgent": "petition.received",
             "outcome_in": "mediation.concluded",
+            "flags_any": "household.registered",
         }
         for field_name, event_type in needs.items():
             value = getattr(self, field_name)
@@ -89,8 +93,42 @@ class DeadlineSpec(_Strict):
         return round(self.days * MICROS_PER_DAY)
 
 
+class CadenceSpec(_Strict):
+    """One deadline per *registered* household, at L + C, rescheduled whenever L or C changes.
+
+    L is the latest ``occurred_at`` among the events matching ``after`` processed
+    while the household is registered (its registration included); C is ``days``, or
+    the least of ``flag_days`` over the flags of the household's registration. The
+    event that set L is the trigger (on equal ``occurred_at``, the first processed).
+    A cadence is a promise of contact, so it exists only for households on the
+    register: the registration is what makes one due.
+    """
+
+    after: tuple[str, ...] = Field(min_length=1)
+    days: float = Field(gt=0)
+    flag_days: dict[HouseholdFlag, float] = {}
+
+    @model_validator(mode="after")
+    def _positive(self) -> CadenceSpec:
+        for flag, days in self.flag_days.items():
+            if not days > 0:
+                raise ValueError(f"flag_days.{flag}: must be greater than 0")
+        return self
+
+    def delay_us(self, flags: frozenset[str] | set[str]) -> int:
+        days = min(
+            (d for flag, d in self.flag_days.items() if flag in flags), default=self.days
+        )
+        return round(days * MICROS_PER_DAY)
+
+
 class Rule(_Strict):
-    """A household rule: triggered by one household's event (``when``) or deadline."""
+    """A household rule: triggered by one household's event (``when``), a deadline after
+    one event (``deadline``) or a registered household's cadence (``cadence``).
+
+    ``resolved_by`` names signals whose processed event resolves the household's open
+    warning of this rule (auto-resolution: the work the warning asked for was done).
+    """
 
     id: str = Field(pattern=RULE_ID_PATTERN)
     kind: Literal["household"] = "household"
@@ -98,19 +136,24 @@ class Rule(_Strict):
     when: tuple[str, ...] = ()
     require: Requirement = Requirement()
     deadline: DeadlineSpec | None = None
+    cadence: CadenceSpec | None = None
+    resolved_by: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Rule:
-        if bool(self.when) == (self.deadline is not None):
-            raise ValueError("a rule needs exactly one of 'when' or 'deadline'")
+        triggers = bool(self.when) + (self.deadline is not None) + (self.cadence is not None)
+        if triggers != 1:
+            raise ValueError("a rule needs exactly one of 'when', 'deadline' or 'cadence'")
         return self
 
     def signal_names(self) -> set[str]:
-        names = set(self.when) | set(self.require.ever)
+        names = set(self.when) | set(self.require.ever) | set(self.resolved_by)
         if self.require.count:
             names |= set(self.require.count.of)
         if self.deadline:
             names |= {self.deadline.after, *self.deadline.unless_any}
+        if self.cadence:
+            names |= set(self.cadence.after)
         return names
 
 

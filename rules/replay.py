@@ -10,6 +10,7 @@ warehouse, no clock — the caller passes ``as_of``.
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class Counts:
     rejected: int = 0
     notices: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    #: Notices (processed events that changed nothing) by kind (``notice_kind``).
+    notice_reasons: Counter[str] = field(default_factory=Counter)
 
     def add(self, status: str, reason: str | None = None) -> None:
         self.received += 1
@@ -42,6 +45,12 @@ class Counts:
         else:
             self.rejected += 1
             self.reasons[_reason_kind(reason or "unknown")] += 1
+
+    def note(self, notices: list[str]) -> None:
+        """Count one event's notices, in total and by kind."""
+        if notices:
+            self.notices += len(notices)
+            self.notice_reasons.update(notice_kind(n) for n in notices)
 
     @property
     def reconciles(self) -> bool:
@@ -55,7 +64,16 @@ class Counts:
             "rejected": self.rejected,
             "notices": self.notices,
             "rejected_by_reason": dict(self.reasons.most_common()),
+            "notices_by_reason": dict(self.notice_reasons.most_common()),
         }
+
+
+_WARNING_ID = re.compile(r" for w-[0-9a-f]+")
+
+
+def notice_kind(notice: str) -> str:
+    """A notice without the warning it names: the kinds are few, the warnings many."""
+    return _WARNING_ID.sub("", notice)
 
 
 def _reason_kind(reason: str) -> str:
@@ -88,8 +106,9 @@ class Replay:
         return decoded, self.feed(decoded)
 
     def feed(self, decoded: Decoded) -> Outcome:
-        household_id = decoded.household_id
-        owner = self.owners.setdefault(decoded.event_id, household_id)
+        event = decoded.event
+        household_id = event.household_id
+        owner = self.owners.setdefault(event.event_id, household_id)
         if owner != household_id:
             # The engine dedupes per household (DESIGN); a file replay, like the
             # embedded log and the SDK outbox, also refuses an id another household
@@ -102,12 +121,13 @@ class Replay:
             state = self.states[household_id] = HouseholdState()
         outcome = self.engine.apply(state, decoded)
         self.counts.add(outcome.status, outcome.reason)
-        self.counts.notices += len(outcome.notices)
+        self.counts.note(outcome.notices)
         if outcome.status == "processed":
-            if self.max_occurred is None or decoded.occurred_us > self.max_occurred:
-                self.max_occurred = decoded.occurred_us
+            at = decoded.occurred_us
+            if self.max_occurred is None or at > self.max_occurred:
+                self.max_occurred = at
             if self.surges is not None:
-                self.surges.observe(decoded.event, decoded.occurred_us)
+                self.surges.observe(event, at)
         return outcome
 
     def feed_all(self, lines: Iterable[bytes | str]) -> list[Record]:
@@ -139,9 +159,9 @@ def fire_due(
 ) -> list[Record]:
     """Fire deadlines due ≤ ``limit`` for all households in global time order."""
     heap = [
-        (state.deadlines[0][0], household_id)
+        (due, household_id)
         for household_id, state in states.items()
-        if state.deadlines and state.deadlines[0][0] <= limit
+        if (due := state.next_due) is not None and due <= limit
     ]
     heapq.heapify(heap)
     records: list[Record] = []

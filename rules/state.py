@@ -2,7 +2,9 @@
 
 Everything the rules need about one household: which event ids were seen (for
 duplicates), timestamps of windowed signals, 'ever seen' flags, the open
-warnings in raise order, the ids of closed ones, and pending deadlines. It
+warnings in raise order, the ids of closed ones, pending deadlines, and where
+the household belongs (its owner, whether it is registered and with which
+flags, and the state of each cadence rule). It
 serializes to compact JSON (``to_bytes``/``from_bytes``) so the embedded log
 (SQLite) and the Kafka runtime (a table with a changelog) store the same bytes.
 """
@@ -17,6 +19,29 @@ import orjson
 
 ESCALATION = "esc"
 RULE_DEADLINE = "rule"
+#: A cadence rule's one deadline per household; payload ``(rule_id,)``.
+CADENCE = "cad"
+
+
+@dataclass(slots=True)
+class Cadence:
+    """One cadence rule's L (``last``), the event that set it, and the deadline it scheduled.
+
+    ``org_unit`` is the trigger's (a raised warning's ``org_unit``); ``due`` is the
+    pending deadline (L + C), kept to tell whether a new L or C reschedules it.
+    """
+
+    last: int
+    trigger_event_id: str
+    org_unit: str
+    due: int
+
+    def to_list(self) -> list[Any]:
+        return [self.last, self.trigger_event_id, self.org_unit, self.due]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> Cadence:
+        return cls(row[0], row[1], row[2], row[3])
 
 
 @dataclass(slots=True)
@@ -30,6 +55,8 @@ class OpenWarning:
     warning_id: str
     rule_id: str
     level: str
+    #: The community it is handled from: its handling org unit is this code's ancestor at
+    #: ``handling_level``. The household's owner when raised; a transfer moves it.
     org_unit: str
     handling_level: int
     acknowledged: bool
@@ -72,7 +99,10 @@ class HouseholdState:
     the eager version wrote (stored states stay readable and byte-identical).
     """
 
-    __slots__ = ("seen", "_series", "_flags", "_open", "_closed", "_deadlines", "seq")
+    __slots__ = (
+        "seen", "_series", "_flags", "_open", "_closed", "_deadlines", "seq",
+        "owner", "household_flags", "_cadences",
+    )
 
     def __init__(
         self,
@@ -83,6 +113,9 @@ class HouseholdState:
         closed: set[str] | None = None,
         deadlines: list[Deadline] | None = None,
         seq: int = 0,
+        owner: str | None = None,
+        household_flags: frozenset[str] | None = None,
+        cadences: dict[str, Cadence] | None = None,
     ) -> None:
         self.seen: dict[str, str] = {} if seen is None else seen
         self._series = series or None
@@ -91,6 +124,21 @@ class HouseholdState:
         self._closed = closed or None
         self._deadlines = deadlines or None
         self.seq = seq
+        #: The community the household belongs to (None: no event processed yet).
+        self.owner = owner
+        #: The flags of its registration; None while it is not registered.
+        self.household_flags = household_flags
+        self._cadences = cadences or None
+
+    @property
+    def registered(self) -> bool:
+        return self.household_flags is not None
+
+    @property
+    def cadences(self) -> dict[str, Cadence]:
+        if self._cadences is None:
+            self._cadences = {}
+        return self._cadences
 
     @property
     def series(self) -> dict[str, list[int]]:
@@ -126,6 +174,16 @@ class HouseholdState:
         self.seq += 1
         heapq.heappush(self.deadlines, (due, self.seq, kind, payload))
 
+    def unschedule(self, kind: str, key: Any) -> None:
+        """Drop the pending deadlines of ``kind`` whose payload starts with ``key``."""
+        heap = self._deadlines
+        if not heap:
+            return
+        kept = [d for d in heap if not (d[2] == kind and d[3][0] == key)]
+        if len(kept) != len(heap):
+            heapq.heapify(kept)
+            self._deadlines = kept or None
+
     @property
     def next_due(self) -> int | None:
         return self._deadlines[0][0] if self._deadlines else None
@@ -138,20 +196,27 @@ class HouseholdState:
 
     def to_bytes(self) -> bytes:
         # Key order and layout are the stored bytes' (SQLite, Kafka changelog): do not change.
-        return orjson.dumps(
-            {
-                "s": self.seen,
-                "t": self._series or {},
-                "f": sorted(self._flags or ()),
-                "o": [w.to_list() for w in (self._open or {}).values()],
-                "c": sorted(self._closed or ()),
-                "d": [
-                    [due, seq, kind, list(payload)]
-                    for due, seq, kind, payload in (self._deadlines or ())
-                ],
-                "q": self.seq,
-            }
-        )
+        # Where the household belongs comes after, each key only once it has a value, so
+        # states stored before ownership existed keep their bytes and still load.
+        doc: dict[str, Any] = {
+            "s": self.seen,
+            "t": self._series or {},
+            "f": sorted(self._flags or ()),
+            "o": [w.to_list() for w in (self._open or {}).values()],
+            "c": sorted(self._closed or ()),
+            "d": [
+                [due, seq, kind, list(payload)]
+                for due, seq, kind, payload in (self._deadlines or ())
+            ],
+            "q": self.seq,
+        }
+        if self.owner is not None:
+            doc["w"] = self.owner
+        if self.household_flags is not None:
+            doc["r"] = sorted(self.household_flags)
+        if self._cadences:
+            doc["k"] = {rule_id: c.to_list() for rule_id, c in self._cadences.items()}
+        return orjson.dumps(doc)
 
     def __eq__(self, other: object) -> bool:
         """Equal when they would store the same bytes (an empty container = an absent one)."""
@@ -168,7 +233,13 @@ class HouseholdState:
     def from_bytes(cls, blob: bytes) -> HouseholdState:
         doc = orjson.loads(blob)
         flags, rows, closed, deadlines = doc["f"], doc["o"], doc["c"], doc["d"]
-        state = cls(seen=doc["s"], series=doc["t"], seq=doc["q"])
+        state = cls(seen=doc["s"], series=doc["t"], seq=doc["q"], owner=doc.get("w"))
+        registered = doc.get("r")
+        if registered is not None:
+            state.household_flags = frozenset(registered)
+        cadences = doc.get("k")
+        if cadences:
+            state._cadences = {k: Cadence.from_list(v) for k, v in cadences.items()}
         if flags:
             state._flags = set(flags)
         if rows:

@@ -4,7 +4,7 @@ Enable with ``pytest_plugins = ["tests.kafka_fixtures"]`` in tests/conftest.py.
 
 ``kafka_broker`` uses the broker named by ``$JIAHE_KAFKA_BOOTSTRAP`` when set (CI or a
 developer's long-running broker), otherwise starts a private one from the Maven jars via
-:mod:`streams.kafka_local` and stops it when the session ends. It never skips: a broker
+:mod:`devtools.kafka_local` and stops it when the session ends. It never skips: a broker
 that cannot be reached or started is a test error carrying the reason, because tests
 that silently skip Kafka would let the streaming path rot unnoticed.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from streams import kafka_local
+from devtools import kafka_local
 
 BOOTSTRAP_ENV = "JIAHE_KAFKA_BOOTSTRAP"
 

@@ -32,7 +32,11 @@ DATA_FIELDS: tuple[str, ...] = (
     "child_ref",
     "resolution",
     "warning_id",
+    "to_org_unit",
 )
+#: ``data`` list fields (an absent list is stored empty): visit indicators and the
+#: registration's coded flags.
+LIST_FIELDS: tuple[str, ...] = ("indicators", "flags")
 
 RAISED = "warning.raised"
 ESCALATED = "warning.escalated"
@@ -71,7 +75,7 @@ def instant_array(texts: list[str | None], arrow_type: pa.DataType) -> pa.Array:
 
 
 _DATA_TYPE = pa.struct(
-    [pa.field("indicators", pa.list_(pa.string()))]
+    [pa.field(name, pa.list_(pa.string())) for name in LIST_FIELDS]
     + [pa.field(c.name, c.arrow_type) for c in schema.EVENT_COLUMNS if c.name in DATA_FIELDS]
 )
 #: The envelope as Arrow reads it: only these keys are ever looked at.
@@ -98,9 +102,9 @@ def event_table(events: Sequence[Mapping[str, Any]], keys: Mapping[str, str]) ->
     envelope = pa.array(events, type=_ENVELOPE_TYPE)
     parts = dict(zip(_ENVELOPE_TYPE.names, envelope.flatten(), strict=True))
     data = dict(zip(_DATA_TYPE.names, parts.pop("data").flatten(), strict=True))
-    indicators = data.pop("indicators")
-    empty = pa.scalar([], type=indicators.type)
-    data["indicators"] = pc.if_else(pc.is_null(indicators), empty, indicators)
+    for name in LIST_FIELDS:
+        values = data[name]
+        data[name] = pc.if_else(pc.is_null(values), pa.scalar([], type=values.type), values)
     org_units: list[str] = [e["org_unit"] for e in events]
     households: list[str] = [e["household_id"] for e in events]
     python_cols: dict[str, list[Any]] = {

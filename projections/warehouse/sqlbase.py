@@ -14,8 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from privacy.pseudonym import Pseudonymizer
 from projections import schema
-from projections.pseudonym import Pseudonymizer
 from projections.warehouse.base import QueryResult
 from projections.warehouse.rows import (
     RAISED,

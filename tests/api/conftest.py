@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.users import UserStore
+from access.users import UserStore
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_ATTEMPTS = 3
@@ -74,10 +74,14 @@ class Api:
             headers["Authorization"] = f"Bearer {self.tokens[user]}"
         return self.client.request(method, self.url + path, headers=headers, **kw)
 
-    def publish(self, user: str, events: list[Any], strict: bool = True) -> dict[str, Any]:
-        """POST events; ``strict``: every one must be accepted (no silent rejection)."""
+    def publish(self, user: str, events: list[Any], strict: bool = True,
+                status: int = 200) -> dict[str, Any]:
+        """POST events; ``strict``: every one must be accepted (no silent rejection).
+
+        ``status`` 403: some event is about a household outside the caller's scope.
+        """
         response = self.call("POST", "/v1/events", user, json=events)
-        assert response.status_code == 200, response.text
+        assert response.status_code == status, response.text
         body = dict(response.json())
         if strict:
             assert body["accepted"] == len(events), body

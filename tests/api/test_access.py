@@ -19,6 +19,7 @@ ENDPOINTS = [
     ("GET", "/v1/ledgers/guardianship"),
     ("GET", "/v1/kpis"),
     ("GET", "/v1/subscriptions"),
+    ("GET", "/v1/worklist"),
     ("POST", "/v1/events"),
     ("POST", "/v1/subscriptions"),
     ("POST", "/v1/alerts/{w}/acknowledge"),
@@ -77,7 +78,7 @@ def test_no_token_is_401(api: Api, world: dict[str, Any], method: str, path: str
 
 
 ROLE_ALLOWED = {
-    "cadre102": {"/v1/events", "/v1/alerts/{w}/assign"},
+    "cadre102": {"/v1/events", "/v1/alerts/{w}/assign", "/v1/worklist"},
     "analyst": {"/v1/kpis"},
 }
 
@@ -95,7 +96,7 @@ def test_roles(api: Api, world: dict[str, Any], user: str, method: str, path: st
 
 # Out of scope: reads are filtered (200 without data), writes and single items 403/404.
 OUT_OF_SCOPE = {
-    "/v1/events": 200,  # per-event rejection, checked below
+    "/v1/events": 403,  # per-event rejection, checked below
     "/v1/subscriptions": 403,  # POST
     "/v1/alerts/{w}/acknowledge": 404,
     "/v1/alerts/{w}/resolve": 404,

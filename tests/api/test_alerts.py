@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from events.crypto import is_envelope
-from streams.sqlite_log import SqliteLog
+from privacy.crypto import is_envelope
+from streams.embedded.log import SqliteLog
 from tests.api.conftest import Api, event
 
 
@@ -27,7 +27,7 @@ def test_acknowledge_and_resolve_append_events(api: Api) -> None:
     sealed = [json.loads(b) for (b,) in api.sql(
         "log.sqlite3", "SELECT body FROM events WHERE household_id = ? ORDER BY position",
         "hh-act-1")]
-    # the note is sealed in the log (events.crypto): open the bodies with the log's keyring
+    # the note is sealed in the log (privacy.crypto): open the bodies with the log's keyring
     (resolution,) = [b for b in sealed if b["type"] == "warning.resolved"]
     assert is_envelope(resolution["data"]["note"])
     log = SqliteLog(api.home / "log.sqlite3")
@@ -68,8 +68,8 @@ def test_reads_are_audited(api: Api) -> None:
 def test_ticker_processes_events_from_other_writers(api: Api) -> None:
     """An event appended by another writer (``jiahe publish``) is processed by the clock tick."""
     from events.codec import decode_object
-    from streams.embedded import LOG_FILE
-    from streams.sqlite_log import SqliteLog
+    from streams.embedded.log import SqliteLog
+    from streams.embedded.runtime import LOG_FILE
     from tests.api.conftest import wait_until
 
     log = SqliteLog(api.home / LOG_FILE)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.delivery import CHECKPOINT, DeliveryWorker, sign
-from api.subscriptions import SubscriptionStore
+from alerts.delivery import CHECKPOINT, DeliveryWorker, sign
+from alerts.subscriptions import SubscriptionStore
 from rules.transitions import transition_of
-from streams.embedded import LOG_FILE
-from streams.sqlite_log import SqliteLog
+from streams.embedded.log import SqliteLog
+from streams.embedded.runtime import LOG_FILE
 from tests.api.conftest import Receiver
 
 RAISED = {"type": "warning.raised", "warning_id": "w-1", "rule_id": "violence-injury",

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from api.email_channel import SmtpSender, parse_hostport, render
+from alerts.channels.email import SmtpSender, parse_hostport, render
 from tests.api.conftest import (
     DELIVERY_ARGS,
     MAX_ATTEMPTS,
@@ -202,10 +202,10 @@ def test_without_smtp_server_mail_fails_and_retries(
     smtp: tuple[Mailbox, int], tmp_path: Path
 ) -> None:
     """The worker alone: no SMTP configured → the row is retried, then dead-lettered."""
-    from api.delivery import DeliveryWorker
-    from api.subscriptions import SubscriptionStore
-    from streams.embedded import LOG_FILE
-    from streams.sqlite_log import SqliteLog
+    from alerts.delivery import DeliveryWorker
+    from alerts.subscriptions import SubscriptionStore
+    from streams.embedded.log import SqliteLog
+    from streams.embedded.runtime import LOG_FILE
     from tests.api.test_delivery_unit import RAISED
 
     log = SqliteLog(tmp_path / LOG_FILE)
@@ -257,11 +257,11 @@ def test_render_and_hostport() -> None:
 
 
 def test_a_routing_group_is_one_mail(smtp: tuple[Mailbox, int], tmp_path: Path) -> None:
-    from api.delivery import DeliveryWorker
-    from api.routing import Grouping
-    from api.subscriptions import SubscriptionStore
-    from streams.embedded import LOG_FILE
-    from streams.sqlite_log import SqliteLog
+    from alerts.delivery import DeliveryWorker
+    from alerts.routing import Grouping
+    from alerts.subscriptions import SubscriptionStore
+    from streams.embedded.log import SqliteLog
+    from streams.embedded.runtime import LOG_FILE
     from tests.api.test_delivery_unit import RAISED
 
     mailbox, port = smtp

@@ -19,7 +19,8 @@ def test_results_per_event(api: Api) -> None:
     outside = event("230103001001", "hh-ingest-3")
     command = event("230102001001", "hh-ingest-4", kind="warning.acknowledged",
                     data={"warning_id": "w-0000000000000000", "by": "x"})
-    body = api.publish("cadre102", [good, bad_type, outside, command, 42], strict=False)
+    body = api.publish("cadre102", [good, bad_type, outside, command, 42], strict=False,
+                       status=403)  # the outside event: not the caller's to write
     statuses = [(r["status"], r.get("reason", "")) for r in body["results"]]
     assert statuses[0] == ("accepted", "")
     assert statuses[1][0] == "rejected" and "unknown event type" in statuses[1][1]

@@ -26,9 +26,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from rules.engine import Engine
 from rules.pack import load_pack
 from rules.replay import Replay
-from streams.kafka_admin import describe
-from streams.kafka_runtime.settings import Topics
-from streams.worker import create_topic_set
+from streams.kafka.admin import describe
+from streams.kafka.settings import Topics
+from streams.kafka.worker import create_topic_set
 from tests.api.conftest import DELIVERY_ARGS, ROOT, USERS, Api, Receiver, event, serve_api
 from tests.api.test_stream import assert_live_stream_is_scoped
 
@@ -95,7 +95,7 @@ def kafka_api(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactor
     tmp = tmp_path_factory.mktemp("kafka-api")
     log = (tmp / "worker.log").open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli_kafka", "--home", str(tmp / "worker-home"),
+        [sys.executable, "-m", "cli.kafka", "--home", str(tmp / "worker-home"),
          "worker", "--bootstrap", kafka_broker.bootstrap, "--topic-prefix", prefix,
          "--app-id", prefix + "workers", "--data-dir", str(tmp / "w1"), "--store", "memory",
          "--session-timeout", "6", "--tick", "0.2", "--loglevel", "info"],
@@ -135,7 +135,7 @@ def test_ingest_goes_through_the_worker_and_back(kafka_api: KafkaApi, receiver: 
     assert sub.status_code == 201, sub.text
     visit = _visit("230102001001", "hh-k-1")
     outside = event("230103001001", "hh-k-outside")
-    first = api.publish("cadre102", [visit, outside], strict=False)
+    first = api.publish("cadre102", [visit, outside], strict=False, status=403)
     assert [r["status"] for r in first["results"]] == ["accepted", "rejected"]
     assert first["results"][1]["reason"] == "org_unit: outside your org unit"
 
@@ -326,7 +326,7 @@ def test_live_stream_on_kafka_is_scoped(kafka_api: KafkaApi) -> None:
 def test_events_wait_in_the_outbox_while_the_broker_is_away(tmp_path: Path) -> None:
     """Accepted means kept: with no broker the answer is still per event, and once a broker
     answers on that address the ticker sends what waited (no worker needed to see it)."""
-    from streams import kafka_local
+    from devtools import kafka_local
     from tests.api.conftest import free_port
 
     port = free_port()
@@ -337,7 +337,7 @@ def test_events_wait_in_the_outbox_while_the_broker_is_away(tmp_path: Path) -> N
     args = ("--tick", "0.5", "--bootstrap", bootstrap, "--topic-prefix", "away.")
     with serve_api(home, USERS, args) as api:
         body = api.publish("chair102", [waiting, event("230103001001", "hh-away-out")],
-                           strict=False)
+                           strict=False, status=403)
         assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
         again = api.publish("chair102", [waiting], strict=False)
         assert again["results"][0]["status"] == "duplicate"  # the outbox is the index

@@ -1,6 +1,6 @@
 """Ingest commits to the log at once; the warehouse catches up before the next read.
 
-Projection is lazy in the API (``api.services``): each insert into the warehouse's
+Projection is lazy in the API (``app.services``): each insert into the warehouse's
 ``events`` table runs its materialized views, so one insert per ingest request cost
 about a fifth of the ingest rate. These tests pin the contract that makes the
 deferral safe: nothing is lost (the log holds it, processed), every read sees
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from api.services import Services
-from api.users import User
+from access.users import User
+from app.bootstrap_api import bootstrap_api
+from app.services import Services
 from tests.api.conftest import event
 
 CHAIR = User("chair", "chair", "230102000000")
@@ -24,7 +25,7 @@ CHAIR = User("chair", "chair", "230102000000")
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
     """The services of one home with no ticker, so only reads and ingest move things."""
-    found = Services(tmp_path / "home", tick_s=None)
+    found = bootstrap_api(tmp_path / "home", tick_s=None)
     found.start()
     try:
         yield found

@@ -6,8 +6,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from api.cli import register
-from api.users import UserStore, hash_token
+from access.users import UserStore, hash_token
+from cli.api import register
 from tests.api.conftest import Api
 
 JUNK = [b"", b"{", b"[]", b"null", b'{"note": 5}', b'{"note": "' + b"x" * 30_000 + b'"}',

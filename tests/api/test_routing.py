@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from api.routing import Silence, SilenceStore, silenced_by
-from api.subscriptions import SubscriptionStore
+from alerts.routing import Silence, SilenceStore, silenced_by
+from alerts.subscriptions import SubscriptionStore
 from tests.api.conftest import Api, Receiver, event, wait_until
 from tests.api.test_email import running_api
 
@@ -181,10 +181,10 @@ def test_grouping_by_district_and_rule_with_wait_and_interval(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     """The worker alone: one POST per (district, rule) group per flush; rows stay individual."""
-    from api.delivery import DeliveryWorker, sign
-    from api.routing import Grouping
-    from streams.embedded import LOG_FILE
-    from streams.sqlite_log import SqliteLog
+    from alerts.delivery import DeliveryWorker, sign
+    from alerts.routing import Grouping
+    from streams.embedded.log import SqliteLog
+    from streams.embedded.runtime import LOG_FILE
 
     log = SqliteLog(tmp_path / LOG_FILE)
     store = SubscriptionStore.at_home(tmp_path)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from app.bootstrap import bootstrap_embedded
 from streams.clock import EventTimeClock
-from streams.embedded import EmbeddedRuntime
 from tests.api.conftest import USERS, Api, serve_api
 from tests.rules.test_surge import CLOSE, DAY, RULE, SURGE_PACK_PATH, history, in_window
 
@@ -21,7 +21,7 @@ from tests.rules.test_surge import CLOSE, DAY, RULE, SURGE_PACK_PATH, history, i
 @pytest.fixture(scope="module")
 def surge_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     home: Path = tmp_path_factory.mktemp("surge-home")
-    runtime = EmbeddedRuntime(home, pack=SURGE_PACK_PATH)
+    runtime = bootstrap_embedded(home, pack=SURGE_PACK_PATH)
     runtime.publish(history(4) + in_window(12), "test")  # a 道里区 surge at CLOSE
     runtime.process(EventTimeClock(CLOSE + DAY))
     runtime.close()

@@ -18,7 +18,7 @@ EMBEDDED_KEYS = {
 
 
 def test_embedded_bench_returns_keys(tmp_path: Path) -> None:
-    from streams import bench
+    from bench import embedded as bench
 
     results = bench.run_embedded_bench(600, 100, tmp_path)
     assert set(results) >= EMBEDDED_KEYS
@@ -26,7 +26,7 @@ def test_embedded_bench_returns_keys(tmp_path: Path) -> None:
 
 
 def test_rss_bench_reports_households(tmp_path: Path) -> None:
-    from streams import bench
+    from bench import embedded as bench
 
     report = bench.run_rss_bench(households=50, events=400, workdir=tmp_path)
     assert 0 < report["households_with_state"] <= 50
@@ -36,7 +36,7 @@ def test_rss_bench_reports_households(tmp_path: Path) -> None:
 def test_eventsourcing_peer_matches_jiahe_ledger(tmp_path: Path) -> None:
     import eventsourcing  # noqa: F401  # a test dependency (pyproject): never skipped
 
-    from streams import bench_peers
+    from bench import peers as bench_peers
 
     path = tmp_path / "s.jsonl"
     write_jsonl(StreamSpec(events=1500, households=120, seed=3, at_risk_fraction=0.2), path)
@@ -54,7 +54,7 @@ def test_eventsourcing_peer_matches_jiahe_ledger(tmp_path: Path) -> None:
 def test_eventsourcing_peer_run_returns_keys() -> None:
     import eventsourcing  # noqa: F401  # a test dependency (pyproject): never skipped
 
-    from streams import bench_peers
+    from bench import peers as bench_peers
 
     results = bench_peers.run(events=300, households=40, check_events=300, save_every=(50,))
     peer = results["eventsourcing_save_every_50"]
@@ -63,7 +63,7 @@ def test_eventsourcing_peer_run_returns_keys() -> None:
 
 
 def test_analytics_quick_run_returns_keys() -> None:
-    from streams import bench_analytics
+    from bench import analytics as bench_analytics
 
     report = bench_analytics.run(events=3000, households=300, runs=2, chunk=1000, optimize=True)
     assert report["load"]["events"] == 3000

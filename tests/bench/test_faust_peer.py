@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from events.sample import StreamSpec, write_jsonl
-from streams.kafka_runtime.settings import Topics
-from streams.worker import create_topic_set
-from tests.streams.test_worker import (
+from streams.kafka.settings import Topics
+from streams.kafka.worker import create_topic_set
+from tests.streams.kafka.test_worker import (
     BAD_LINES,
     expected_from,
     publish,
@@ -45,7 +45,7 @@ def test_faust_agent_peer_matches_replay(kafka_broker: KafkaBroker, kafka_topic_
     publish(bootstrap, topics.events, lines)
     log = (tmp_path / "peer.log").open("wb")
     peer = subprocess.Popen(
-        [sys.executable, "-m", "streams.bench_faust_peer", "--bootstrap", bootstrap,
+        [sys.executable, "-m", "bench.faust_peer", "--bootstrap", bootstrap,
          "--topic-prefix", kafka_topic_prefix, "--app-id", f"{kafka_topic_prefix}peer",
          "--data-dir", str(tmp_path / "peer"), "--as-of", AS_OF],
         stdout=log, stderr=subprocess.STDOUT,

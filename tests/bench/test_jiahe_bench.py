@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner
 
-from streams.cli import main
+from cli.main import main
 
 if TYPE_CHECKING:
     from tests.kafka_fixtures import KafkaBroker

@@ -26,7 +26,7 @@ Decisions taken per DESIGN.md where it is not explicit:
   override, zero-width and astral characters in notes are valid text.
 * Timestamps must be ISO 8601 *strings* with an offset; Unix numbers are a
   wrong type. Instants before 2000 or from 2100 on are refused as a
-  field-app clock error ("far in the future" in issue 5).
+  field-app clock error ("far in the future").
 * ``schema_version`` is an int ≥ 1: the strings ``"1"``, floats and booleans
   are wrong types even where a lax parser could coerce them.
 * A ``household_id`` is a non-empty identifier of at most 200 characters.
@@ -217,6 +217,65 @@ def _entries() -> Iterator[Entry]:
                 "data.warning_id")
     yield Entry("resolve-by-missing",
                 _j(_typed("k2", "warning.resolved", {"warning_id": "w-1"})), "data.by")
+    # ---------------------------------------------------------------- v2: households
+    reg, move = "household.registered", "household.transferred"
+    yield Entry("registered-flags-missing", _j(_typed("hr1", reg, {"notes": "x"})),
+                "data.flags: Field required")
+    yield Entry("registered-flags-string", _j(_typed("hr2", reg, {"flags": "key_household"})),
+                "data.flags: Input should be a valid list")
+    yield Entry("registered-flags-null", _j(_typed("hr3", reg, {"flags": None})), "data.flags")
+    yield Entry("registered-flags-unknown-word",
+                _j(_typed("hr4", reg, {"flags": ["rural", "vip"]})), "data.flags.1")
+    yield Entry("registered-flags-wrong-case",
+                _j(_typed("hr5", reg, {"flags": ["KEY_HOUSEHOLD"]})), "data.flags.0")
+    yield Entry("registered-flags-number", _j(_typed("hr6", reg, {"flags": [1]})),
+                "data.flags.0")
+    yield Entry("registered-flags-indicator-word",
+                _j(_typed("hr7", reg, {"flags": ["isolation"]})), "data.flags.0")
+    yield Entry("registered-notes-number", _j(_typed("hr8", reg, {"flags": [], "notes": 3})),
+                "data.notes")
+    yield Entry("registered-notes-over-20k-chars",
+                _j(_typed("hr9", reg, {"flags": [], "notes": "z" * 20_001})), "data.notes")
+    yield Entry("registered-data-array", _j(_typed("hr10", reg, ["key_household"])), "data")
+    yield Entry("registered-schema-version-newer",
+                _j(v("hr11", type=reg, schema_version=2, data={"flags": []})),
+                "newer than this reader")
+    yield Entry("registered-org-street-level",
+                _j(v("hr12", type=reg, org_unit="230102001000", data={"flags": []})),
+                "not a community-level code")
+    to = "230103002004"
+    yield Entry("transferred-to-missing", _j(_typed("ht1", move, {"reason": "moved"})),
+                "data.to_org_unit: Field required")
+    yield Entry("transferred-to-street-level",
+                _j(_typed("ht2", move, {"to_org_unit": "230103002000", "reason": "moved"})),
+                "data.to_org_unit: org unit '230103002000' is not a community-level code")
+    yield Entry("transferred-to-district-level",
+                _j(_typed("ht3", move, {"to_org_unit": "230103000000", "reason": "moved"})),
+                "data.to_org_unit")
+    yield Entry("transferred-to-11-digits",
+                _j(_typed("ht4", move, {"to_org_unit": "23010300200", "reason": "moved"})),
+                "data.to_org_unit")
+    yield Entry("transferred-to-number",
+                _j(_typed("ht5", move, {"to_org_unit": 230103002004, "reason": "moved"})),
+                "data.to_org_unit")
+    yield Entry("transferred-to-fullwidth-digits",
+                _j(_typed("ht6", move, {"to_org_unit": "２３０１０３００２００４",
+                                        "reason": "moved"})), "data.to_org_unit")
+    yield Entry("transferred-to-null",
+                _j(_typed("ht7", move, {"to_org_unit": None, "reason": "moved"})),
+                "data.to_org_unit")
+    yield Entry("transferred-reason-missing", _j(_typed("ht8", move, {"to_org_unit": to})),
+                "data.reason: Field required")
+    yield Entry("transferred-reason-unknown",
+                _j(_typed("ht9", move, {"to_org_unit": to, "reason": "eviction"})),
+                "data.reason")
+    yield Entry("transferred-reason-free-text",
+                _j(_typed("ht10", move, {"to_org_unit": to, "reason": "搬家到南岗区"})),
+                "data.reason")
+    yield Entry("transferred-data-missing", _j(v("ht11", type=move, data=_DROP)), "data")
+    yield Entry("transferred-org-number",
+                _j(v("ht12", type=move, org_unit=230102001001,
+                     data={"to_org_unit": to, "reason": "moved"})), "org_unit")
     # ---------------------------------------------------------------- org units
     yield Entry("org-11-digits", _j(v("o1", org_unit="23010200100")), "org_unit")
     yield Entry("org-13-digits", _j(v("o2", org_unit="2301020010011")), "org_unit")

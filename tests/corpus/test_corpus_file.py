@@ -15,11 +15,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from app.bootstrap import bootstrap_embedded
 from events.codec import Decoded, Rejected, decode
-from events.crypto import is_envelope
+from privacy.crypto import is_envelope
 from rules.replay import Replay
-from streams.embedded import EmbeddedRuntime
-from streams.sqlite_log import PublishCounts, SqliteLog
+from streams.embedded.log import PublishCounts, SqliteLog
 from tests import helpers as h
 from tests.corpus.bad_inputs import (
     ACCEPTED,
@@ -139,7 +139,7 @@ def test_replay_classifies_entry_after_original(entry: Entry) -> None:
 
 @pytest.mark.parametrize("entry", CORPUS, ids=IDS)
 def test_embedded_classifies_entry_after_original(entry: Entry, tmp_path: Path) -> None:
-    runtime = EmbeddedRuntime(tmp_path / "home")
+    runtime = bootstrap_embedded(tmp_path / "home")
     try:
         counts = runtime.publish([ORIGINAL, entry.raw], "one-kind")
     finally:
@@ -171,7 +171,7 @@ def test_replay_conflict_reason_names_the_conflict() -> None:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, PublishCounts]]:
     home = tmp_path_factory.mktemp("corpus-home")
-    runtime = EmbeddedRuntime(home)
+    runtime = bootstrap_embedded(home)
     try:
         counts = runtime.publish(stream(), "corpus.jsonl")
     finally:
@@ -238,7 +238,7 @@ def _check_sealed_conflict_letter(
 ) -> None:
     """A conflicting event is a *valid* event: its dead letter holds the sealed body.
 
-    Decision (crypto-shredding, events.crypto): such input has passed validation,
+    Decision (crypto-shredding, privacy.crypto): such input has passed validation,
     so its personal fields are sealed like an accepted event's and the dead letter
     keeps that sealed body, not the raw bytes — a dead letter must not hold clear
     personal text, and erasing the household must shred it too. What is still
@@ -277,7 +277,7 @@ def test_embedded_keeps_odd_text_verbatim(published: tuple[Path, PublishCounts],
     event_id = json.loads(entry.raw)["event_id"]
     with _db(home) as db:
         (body,) = db.execute("SELECT body FROM events WHERE event_id = ?", (event_id,)).fetchone()
-    # personal fields are sealed in the log (events.crypto): the note must open verbatim
+    # personal fields are sealed in the log (privacy.crypto): the note must open verbatim
     sealed = orjson.loads(body)
     assert is_envelope(sealed["data"]["notes"])
     log = SqliteLog(home / "log.sqlite3")
@@ -332,7 +332,7 @@ def test_embedded_refuses_a_big_integer_rather_than_change_it(
 
 
 def test_embedded_republish_changes_nothing(tmp_path: Path) -> None:
-    runtime = EmbeddedRuntime(tmp_path / "home")
+    runtime = bootstrap_embedded(tmp_path / "home")
     try:
         first = runtime.publish(stream(), "a")
         again = runtime.publish(stream(), "b")
@@ -407,7 +407,7 @@ def test_mixed_file_embedded_log(tmp_path: Path) -> None:
     lines = [ORIGINAL, *_interleave(valid, [e.raw for e in CORPUS])]
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    runtime = EmbeddedRuntime(tmp_path / "home")
+    runtime = bootstrap_embedded(tmp_path / "home")
     try:
         with open(path, "rb") as handle:
             counts = runtime.publish((ln.rstrip(b"\n") for ln in handle), "mixed.jsonl")
@@ -447,7 +447,7 @@ def test_replay_text_line_with_lone_surrogate_is_rejected() -> None:
 
 
 def test_embedded_text_line_with_lone_surrogate_is_dead_lettered(tmp_path: Path) -> None:
-    runtime = EmbeddedRuntime(tmp_path / "home")
+    runtime = bootstrap_embedded(tmp_path / "home")
     try:
         counts = runtime.publish([ORIGINAL.decode(), SURROGATE_TEXT], "text")
     except Exception as exc:
@@ -473,7 +473,7 @@ def test_event_id_reused_by_another_household_is_classified_alike_everywhere(
     other["household_id"] = "hh-other"
     lines = [ORIGINAL, json.dumps(other).encode()]
     rp, statuses = _replay_statuses(lines)
-    runtime = EmbeddedRuntime(tmp_path / "home")
+    runtime = bootstrap_embedded(tmp_path / "home")
     try:
         counts = runtime.publish(lines, "reuse")
     finally:

@@ -6,7 +6,7 @@
 (b) raw Kafka: the corpus bytes produced straight to an events topic (any
     client may do that), then the path a consumer takes — ``decode`` each value
     and apply it with the engine — classifies every entry like (a);
-(c) one ``jiahe worker`` (streams.cli_kafka) over that raw topic: every bad
+(c) one ``jiahe worker`` (cli.kafka) over that raw topic: every bad
     entry reaches the DLQ topic with a reason header, byte for byte.
 """
 
@@ -28,8 +28,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from events.codec import Rejected
-from events.publisher import Publisher, PublishResult
 from rules.replay import Replay
+from sdk.publisher import Publisher, PublishResult
 from tests import helpers as h
 from tests.corpus.bad_inputs import (
     ACCEPTED,
@@ -237,8 +237,8 @@ def worker_dlq(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFacto
                ) -> Iterator[tuple[list[Any], str]]:
     """One worker over a topic holding the raw corpus; its DLQ read once every letter is in."""
     # Imported here: the worker is still moving; the SDK and raw parts must not depend on it.
-    from streams.kafka_runtime.settings import Topics
-    from streams.worker import create_topic_set
+    from streams.kafka.settings import Topics
+    from streams.kafka.worker import create_topic_set
 
     bootstrap = kafka_broker.bootstrap
     prefix = f"t.corpus-worker.{uuid.uuid4().hex[:8]}."
@@ -247,7 +247,7 @@ def worker_dlq(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFacto
     _produce_raw(bootstrap, topics.events)
     tmp = tmp_path_factory.mktemp("corpus-worker")
     log_path = tmp / "worker.log"
-    cmd = [sys.executable, "-m", "streams.cli_kafka", "--home", str(tmp / "home"), "worker",
+    cmd = [sys.executable, "-m", "cli.kafka", "--home", str(tmp / "home"), "worker",
            "--bootstrap", bootstrap, "--topic-prefix", prefix, "--app-id", prefix + "w",
            "--data-dir", str(tmp / "data"), "--store", "memory", "--session-timeout", "6",
            "--tick", "0.2", "--as-of", "2026-03-02T00:00:00Z", "--loglevel", "info"]

@@ -1,4 +1,5 @@
-"""Catalog v1 (DESIGN.md "Events"): every type, every vocabulary value, the tolerant reader."""
+"""The catalog (DESIGN.md "Events" and "Catalog v2"): every type, every vocabulary value,
+the tolerant reader."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.helpers import (
     restored,
     visit,
 )
+from tests.rules.households import register, transfer
 
 INDICATORS = [
     "marital_conflict",
@@ -72,7 +74,17 @@ ONE_OF_EACH_TYPE = {
     "warning.acknowledged": ack("h1", "w-0123456789abcdef", T0),
     "warning.assigned": assign("h1", "w-0123456789abcdef", T0),
     "warning.resolved": resolve("h1", "w-0123456789abcdef", T0),
+    "household.registered": register("h1", T0, ["key_household"], notes="3 people"),
+    "household.transferred": transfer("h1", T0, "230103002004"),
 }
+HOUSEHOLD_FLAGS = [
+    "key_household",
+    "rural",
+    "intellectual_disability",
+    "left_behind_children",
+    "single_parent",
+    "elderly_alone",
+]
 
 
 def model_of(decoded: Decoded) -> catalog.Envelope:
@@ -87,7 +99,7 @@ def accepted(text: str) -> Decoded:
     return result
 
 
-def test_the_catalog_has_exactly_the_eleven_v1_types():
+def test_the_catalog_has_exactly_the_eleven_v1_and_two_household_types():
     assert set(catalog.EVENT_TYPES) == set(ONE_OF_EACH_TYPE)
     assert set(catalog.CURRENT_VERSION.values()) == {1}
 
@@ -233,6 +245,67 @@ def test_the_json_schema_export_covers_the_assignment_command(tmp_path):
     from events.schema_export import export_schemas
 
     names = {p.name for p in export_schemas(tmp_path)}
-    assert len(names) == len(catalog.EVENT_TYPES) == 11
+    assert len(names) == len(catalog.EVENT_TYPES) == 13
     schema = json.loads((tmp_path / "warning.assigned.schema.json").read_text())
     assert {"warning_id", "by", "assignee"} <= set(json.dumps(schema).split('"'))
+
+
+def test_the_json_schema_export_covers_the_household_types(tmp_path):
+    from events.schema_export import export_schemas
+
+    export_schemas(tmp_path)
+    registered = json.loads((tmp_path / "household.registered.schema.json").read_text())
+    transferred = json.loads((tmp_path / "household.transferred.schema.json").read_text())
+    assert set(HOUSEHOLD_FLAGS) <= set(json.dumps(registered).split('"'))
+    assert {"to_org_unit", "moved", "administrative"} <= set(json.dumps(transferred).split('"'))
+
+
+def test_a_registration_may_carry_every_flag_or_none():
+    assert data_of(accepted(register("h1", T0, HOUSEHOLD_FLAGS)))["flags"] == HOUSEHOLD_FLAGS
+    assert data_of(accepted(register("h1", T0, [])))["flags"] == []
+
+
+def test_a_registration_without_notes_is_accepted():
+    obj = envelope("household.registered", "h1", T0, {"flags": ["rural"]})
+    assert data_of(accepted(line(obj))) == {"flags": ["rural"]}
+
+
+def test_registration_notes_are_personal_data():
+    assert catalog.PERSONAL_FIELDS["household.registered"] == ("notes",)
+    assert "household.transferred" not in catalog.PERSONAL_FIELDS
+
+
+@pytest.mark.parametrize("reason", ["moved", "administrative"])
+def test_a_transfer_to_a_community_of_another_district_is_accepted(reason):
+    data = data_of(accepted(transfer("h1", T0, "230184105203", reason=reason)))
+    assert data == {"to_org_unit": "230184105203", "reason": reason}
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"flags": ["vip"]}, "data.flags.0"),
+        ({"flags": "rural"}, "data.flags"),
+        ({}, "data.flags: Field required"),
+        ({"flags": [], "notes": 7}, "data.notes"),
+    ],
+)
+def test_a_bad_registration_is_rejected_naming_the_field(data, reason):
+    result = decode(line(envelope("household.registered", "h1", T0, data)))
+    assert not isinstance(result, Decoded) and reason in result.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"to_org_unit": "230103002000", "reason": "moved"},
+         "data.to_org_unit: org unit '230103002000' is not a community-level code"),
+        ({"to_org_unit": "2301", "reason": "moved"}, "data.to_org_unit"),
+        ({"reason": "moved"}, "data.to_org_unit: Field required"),
+        ({"to_org_unit": "230103002004", "reason": "eloped"}, "data.reason"),
+        ({"to_org_unit": "230103002004"}, "data.reason: Field required"),
+    ],
+)
+def test_a_bad_transfer_is_rejected_naming_the_field(data, reason):
+    result = decode(line(envelope("household.transferred", "h1", T0, data)))
+    assert not isinstance(result, Decoded) and reason in result.reason

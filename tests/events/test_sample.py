@@ -44,7 +44,11 @@ CATALOG = {
     "case.resolved",
     "warning.acknowledged",
     "warning.resolved",
+    "household.registered",
+    "household.transferred",
 }
+REGISTER_FLAGS = {"key_household", "rural", "intellectual_disability", "left_behind_children",
+                  "single_parent", "elderly_alone"}
 INDICATORS = {
     "marital_conflict", "threats", "domestic_violence_signs", "injury_observed",
     "sexual_violence_signs", "child_neglect", "guardianship_gap", "intellectual_disability",
@@ -183,7 +187,7 @@ def test_valid_lines_are_catalog_envelopes(valid: list[dict[str, Any]]) -> None:
         assert str(uuid.UUID(env["event_id"])) == env["event_id"]
         assert uuid.UUID(env["event_id"]).version == 4
         assert check_community(env["org_unit"]) == env["org_unit"]
-        assert env["household_id"].startswith("hh-" + env["org_unit"][:6] + "-")
+        assert env["household_id"].startswith("hh-")
         occurred = _instant(env["occurred_at"])
         assert occurred.utcoffset() == timedelta(hours=8)
         if "recorded_at" in env:
@@ -212,10 +216,51 @@ def test_data_fields_use_the_vocabularies(valid: list[dict[str, Any]]) -> None:
             assert isinstance(data["urgent"], bool)
 
 
-def test_households_live_in_one_community(valid: list[dict[str, Any]]) -> None:
-    home: dict[str, str] = {}
+def test_households_live_in_one_community_until_transferred(
+    valid: list[dict[str, Any]],
+) -> None:
+    """A household's events come from its home community (its id names the home's
+    county) or, once transferred, from the transfer's target in another district;
+    late deliveries may still carry the old home after the transfer."""
+    homes: dict[str, set[str]] = {}
+    transfers = 0
     for env in valid:
-        assert home.setdefault(env["household_id"], env["org_unit"]) == env["org_unit"]
+        places = homes.setdefault(env["household_id"], {env["org_unit"]})
+        assert env["org_unit"] in places, env
+        if env["type"] == "household.transferred":
+            target = env["data"]["to_org_unit"]
+            assert target[:6] != env["org_unit"][:6] and check_community(target) == target
+            assert env["data"]["reason"] in {"moved", "administrative"}
+            places.add(target)
+            transfers += 1
+    assert transfers > 0
+    for household, places in homes.items():
+        if len(places) == 1:
+            assert household.startswith("hh-" + next(iter(places))[:6] + "-")
+
+
+def test_about_seventy_percent_registered_a_tenth_of_them_key_households(
+    valid: list[dict[str, Any]],
+) -> None:
+    registrations = [env for env in valid if env["type"] == "household.registered"]
+    registered = {env["household_id"] for env in registrations}
+    assert abs(len(registered) / 8_000 - 0.7) < 0.02  # the module stream: 8,000 households
+    key = {env["household_id"] for env in registrations
+           if "key_household" in env["data"]["flags"]}
+    assert 0.08 < len(key) / len(registered) < 0.12
+    for env in registrations:
+        assert set(env["data"]["flags"]) <= REGISTER_FLAGS
+        assert len(set(env["data"]["flags"])) == len(env["data"]["flags"])
+        assert env["data"]["notes"]  # personal text, sealed like a visit's notes
+
+
+def test_a_v1_spec_has_no_catalog_v2_events() -> None:
+    """The v1 sample (for before/after comparisons) is still one spec away."""
+    spec = StreamSpec(events=3000, households=400, seed=2, registered_fraction=0.0,
+                      transfer_fraction=0.0)
+    types = {orjson.loads(line.text)["type"] for line in generate(spec) if line.kind == "valid"}
+    assert not types & {"household.registered", "household.transferred"}
+    assert "screening.visit_recorded" in types
 
 
 def test_some_envelopes_carry_unknown_fields_or_omit_optional_ones(
@@ -501,3 +546,11 @@ def test_custom_window_is_respected() -> None:
         if line.kind == "valid":
             occurred = _instant(orjson.loads(line.text)["occurred_at"])
             assert start <= occurred < end
+
+
+def test_sample_events_are_v1_unless_asked_for_v2() -> None:
+    """Engine unit tests keep the v1 stream; ``v2=True`` adds the register sweep."""
+    v1 = {env["type"] for env in sample_events(2000, seed=4)}
+    v2 = {env["type"] for env in sample_events(2000, seed=4, v2=True)}
+    assert not v1 & {"household.registered", "household.transferred"}
+    assert "household.registered" in v2

@@ -78,7 +78,7 @@ def sigkill(proc: subprocess.Popen[bytes]) -> bool:
 
 def jiahe(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
     """Run ``jiahe --home HOME ARGS`` to completion; a non-zero exit fails with its output."""
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "--home", str(home), *args],
+    done = subprocess.run([sys.executable, "-m", "cli.main", "--home", str(home), *args],
                           cwd=ROOT, capture_output=True, timeout=timeout, check=False)
     assert done.returncode == 0, (args, done.stdout.decode()[-3000:],
                                   done.stderr.decode()[-3000:])
@@ -87,7 +87,7 @@ def jiahe(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedP
 
 def spawn_jiahe(home: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
     out = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "--home", str(home), *args],
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "--home", str(home), *args],
                             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streams.soak import EXIT_BOUND, EXIT_OK, EXIT_RATE, Sample, SoakSettings, judge
+from bench.soak import EXIT_BOUND, EXIT_OK, EXIT_RATE, Sample, SoakSettings, judge
 from tests.faults.harness import ROOT
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def test_thirty_seconds_on_the_broker_stay_bounded(
 ) -> None:
     out = tmp_path / "soak.json"
     done = subprocess.run(
-        [sys.executable, "-m", "streams.soak", "--minutes", "0.5", "--rate", "250",
+        [sys.executable, "-m", "cli.soak", "--minutes", "0.5", "--rate", "250",
          "--bootstrap", kafka_broker.bootstrap, "--interval", "5", "--warmup", "10",
          "--workdir", str(tmp_path / "work"), "--json-out", str(out)],
         cwd=ROOT, capture_output=True, timeout=300, check=False)

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from api.delivery import transition_of
+from alerts.delivery import transition_of
 from tests.api.conftest import USERS, Api, serve_api
 
 SECRET = "an-outage-webhook-secret"

@@ -23,9 +23,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from streams.kafka_runtime.settings import Topics
+from streams.kafka.settings import Topics
 from tests.faults.harness import Campaign, Kill, duplicated_transitions, fault_rng, kill_count
-from tests.streams.test_worker import (
+from tests.streams.kafka.test_worker import (
     AS_OF,
     BAD_LINES,
     Workers,

@@ -95,6 +95,8 @@ class _Sim:
     created: int = 0
     warnings: dict[str, _W] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    #: DESIGN "Ownership": the first processed event's org unit (no v1 event moves it).
+    owner: str | None = None
 
     # ---------------------------------------------------------------- deadlines
     def schedule(self, due: int, kind: str, payload: Any) -> None:
@@ -141,12 +143,13 @@ class _Sim:
             return
         wid = warning_id(rule, self.household_id, trigger.event_id)
         level = RULE_LEVEL[rule]
-        self.warnings[wid] = _W(wid, rule, level, trigger.org_unit)
+        handling = self.owner or trigger.org_unit
+        self.warnings[wid] = _W(wid, rule, level, handling)
         self.order.append(wid)
         self.records.append({
             "type": "warning.raised", "warning_id": wid, "rule_id": rule,
             "household_id": self.household_id, "level": level, "org_unit": trigger.org_unit,
-            "handling_level": "community", "handling_org_unit": trigger.org_unit, "at": iso(at),
+            "handling_level": "community", "handling_org_unit": handling, "at": iso(at),
         })
         self.schedule(at + SLA[level], "esc", wid)
 
@@ -161,6 +164,8 @@ class _Sim:
             return "duplicate" if self.seen[ev.event_id] == ev.content() else "rejected"
         self.fire(ev.at, inclusive=False)
         self.seen[ev.event_id] = ev.content()
+        if self.owner is None:
+            self.owner = ev.org_unit
         self.processed.append(ev)
         t, d = ev.at, ev.data
         if ev.type == "warning.acknowledged":

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from app.bootstrap import bootstrap_embedded
 from events.codec import Decoded, decode
 from rules.engine import Engine
 from rules.pack import load_pack
 from rules.replay import Replay
 from rules.state import HouseholdState
 from streams.clock import EventTimeClock
-from streams.embedded import EmbeddedRuntime
 from tests.fuzz.model import DAY, HOUR, Ev, Model, iso
 
 T0 = 1_772_352_000_000_000  # 2026-03-01T08:00:00Z
@@ -330,7 +330,7 @@ class EngineVersusModel(RuleBasedStateMachine):
         records = replay.feed_all(lines) + replay.finish()
         assert replay.max_occurred == limit
         with tempfile.TemporaryDirectory() as home:
-            runtime = EmbeddedRuntime(Path(home))
+            runtime = bootstrap_embedded(Path(home))
             try:
                 runtime.publish(lines, "state-machine")
                 runtime.process(EventTimeClock(), project=False)

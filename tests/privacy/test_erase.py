@@ -14,12 +14,13 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from events.crypto import ERASED
+from app.bootstrap import bootstrap_embedded
+from cli import privacy as cli_privacy
 from events.instants import parse_instant
-from projections.pseudonym import household_key
-from streams import cli_privacy
+from privacy.crypto import ERASED
+from privacy.pseudonym import household_key
 from streams.clock import EventTimeClock
-from streams.embedded import PSEUDONYM_SECRET, EmbeddedRuntime
+from streams.embedded.runtime import PSEUDONYM_SECRET
 from tests.helpers import DAY, T0
 from tests.privacy.conftest import AS_OF, MARK, file_bytes, personal, visit_with_notes
 
@@ -28,7 +29,7 @@ VICTIM = "hh-2"
 
 def jiahe(*args: str, home: Path) -> str:
     env = {**os.environ, "JIAHE_HOME": str(home), "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
@@ -54,7 +55,7 @@ def ledger(home: Path, name: str) -> list[dict[str, Any]]:
 
 
 def counts(home: Path) -> dict[str, Any]:
-    runtime = EmbeddedRuntime(home)
+    runtime = bootstrap_embedded(home)
     try:
         wh = runtime.warehouse
         return {
@@ -73,7 +74,7 @@ def per_district(rows: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
 @pytest.fixture
 def home(tmp_path: Path, lines: list[str]) -> Path:
     home = tmp_path / "home"
-    runtime = EmbeddedRuntime(home)
+    runtime = bootstrap_embedded(home)
     try:
         runtime.publish(lines, "test")
         runtime.process(EventTimeClock(parse_instant(AS_OF)))
@@ -89,7 +90,7 @@ def test_erase_shreds_the_key_and_rebuilt_ledgers_show_erased_with_counts_intact
     households_before = ledger(home, "households")
     counts_before = counts(home)
     assert any(r["household_id"] == VICTIM for r in before)
-    runtime = EmbeddedRuntime(home)
+    runtime = bootstrap_embedded(home)
     wrapped = runtime.log.key_of_household(VICTIM)
     secret = runtime.log.secret(PSEUDONYM_SECRET)
     runtime.close()
@@ -104,7 +105,7 @@ def test_erase_shreds_the_key_and_rebuilt_ledgers_show_erased_with_counts_intact
     # the log file: the wrapped key is gone (zeroed, WAL truncated), ciphertexts stay sealed
     raw = file_bytes(home)
     assert wrapped.wrapped not in raw and MARK.encode() not in raw
-    runtime = EmbeddedRuntime(home)
+    runtime = bootstrap_embedded(home)
     try:
         assert runtime.log.key_of_household(VICTIM) is None and runtime.log.is_erased(VICTIM)
         for entry in runtime.log.read_events(0, 10_000):
@@ -139,7 +140,7 @@ def test_later_events_of_an_erased_household_are_processed_without_their_persona
     assert erase_cli(home, VICTIM, confirm="y\n").exit_code == 0
     later = visit_with_notes(VICTIM, T0 + 20 * DAY, ["sexual_violence_signs"],
                              personal(99, "after-erase"), "230104001002")
-    runtime = EmbeddedRuntime(home)
+    runtime = bootstrap_embedded(home)
     try:
         published = runtime.publish([later, lines[0], lines[10]], "test")
         # a re-delivered old event of the household is still recognised as a duplicate
@@ -160,7 +161,7 @@ def test_later_events_of_an_erased_household_are_processed_without_their_persona
 def test_erase_asks_first_and_is_idempotent(home: Path) -> None:
     refused = erase_cli(home, VICTIM, confirm="n\n")
     assert refused.exit_code != 0
-    runtime = EmbeddedRuntime(home)
+    runtime = bootstrap_embedded(home)
     assert not runtime.log.is_erased(VICTIM)
     runtime.close()
     assert erase_cli(home, VICTIM).exit_code == 0

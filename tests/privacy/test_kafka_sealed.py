@@ -1,6 +1,6 @@
 """Personal fields on the Kafka runtime, on a REAL broker and a real ``jiahe worker``.
 
-The publisher SDK, given the home's key store (``events.keystore``), seals personal
+The publisher SDK, given the home's key store (``privacy.keystore``), seals personal
 fields before they enter its outbox; the worker validates and processes the sealed
 events without any key. Checked here:
 
@@ -26,20 +26,26 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from events.crypto import ERASED, is_envelope
+from cli.main import main
 from events.instants import parse_instant
-from events.keystore import KEYSTORE_FILE, kafka_keyring
-from events.publisher import Publisher
-from events.sealed import decode_sealed
-from projections.pseudonym import erased_label, household_key
+from privacy.crypto import ERASED, is_envelope
+from privacy.keystore import KEYSTORE_FILE, kafka_keyring
+from privacy.pseudonym import erased_label, household_key
+from privacy.sealed import decode_sealed
 from projections.reference import household_ledger
-from streams.cli import main
-from streams.kafka_erasure import erasures_topic, read_erasures
-from streams.kafka_runtime.settings import Topics
-from streams.worker import create_topic_set
+from sdk.publisher import Publisher
+from streams.kafka.erasure_topic import erasures_topic, read_erasures
+from streams.kafka.settings import Topics
+from streams.kafka.worker import create_topic_set
 from tests.helpers import DAY, T0, envelope, line
 from tests.privacy.conftest import AS_OF, MARK, personal_texts, story, visit_with_notes
-from tests.streams.test_worker import Expected, Workers, expected_from, read_all, wait_for_records
+from tests.streams.kafka.test_worker import (
+    Expected,
+    Workers,
+    expected_from,
+    read_all,
+    wait_for_records,
+)
 
 if TYPE_CHECKING:
     from tests.kafka_fixtures import KafkaBroker

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.codec import Decoded, Rejected, decode
-from events.crypto import ERASED, is_envelope
-from events.keystore import KEYSTORE_FILE, SqliteKeyStore, kafka_keyring
-from events.outbox import EnqueueOutcome
-from events.publisher import Publisher
-from events.sealed import SEALED_TEXT, decode_sealed
+from privacy.crypto import ERASED, is_envelope
+from privacy.keystore import KEYSTORE_FILE, SqliteKeyStore, kafka_keyring
+from privacy.sealed import SEALED_TEXT, decode_sealed
+from sdk.outbox import EnqueueOutcome
+from sdk.publisher import Publisher
 from tests.fuzz.test_codec_properties import json_values, text, valid_events
 from tests.helpers import T0
 from tests.privacy.conftest import MARK, story, visit_with_notes
@@ -248,7 +248,7 @@ def test_cli_publish_to_kafka_seals_with_the_home_key_store(tmp_path: Path) -> N
     sealed, with their keys in HOME/keys.sqlite3."""
     from click.testing import CliRunner
 
-    from streams.cli import main
+    from cli.main import main
 
     source = tmp_path / "story.jsonl"
     source.write_text("\n".join(story()) + "\n")

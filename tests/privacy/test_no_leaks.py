@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from app.bootstrap import bootstrap_embedded
 from events.instants import parse_instant
 from streams.clock import EventTimeClock
-from streams.embedded import EmbeddedRuntime
 from tests.privacy.conftest import AS_OF, HOUSEHOLDS, MARK, personal_texts
 
 
@@ -25,7 +25,7 @@ def test_no_personal_text_in_the_warehouse_lifecycle_or_logs(
     tmp_path: Path, lines: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    runtime = EmbeddedRuntime(tmp_path)
+    runtime = bootstrap_embedded(tmp_path)
     try:
         runtime.publish(lines, "test")
         report = runtime.process(EventTimeClock(parse_instant(AS_OF)))
@@ -65,7 +65,7 @@ def test_no_personal_text_in_the_cli_output(tmp_path: Path, lines: list[str]) ->
                  ["ledger", "warnings", "--format", "jsonl", "--as-of", AS_OF],
                  ["ledger", "guardianship", "--format", "jsonl", "--as-of", AS_OF],
                  ["dlq", "--format", "jsonl"]):
-        done = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env,
+        done = subprocess.run([sys.executable, "-m", "cli.main", *args], env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         output += done.stdout + done.stderr

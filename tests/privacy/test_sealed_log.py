@@ -1,4 +1,4 @@
-"""Personal fields are sealed in the embedded log (events.crypto) and opened on read."""
+"""Personal fields are sealed in the embedded log (privacy.crypto) and opened on read."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
+from app.bootstrap import bootstrap_embedded
 from events.codec import Decoded, decode
-from events.crypto import ERASED, UNREADABLE, KeyringError, is_envelope
 from events.instants import parse_instant
+from privacy.crypto import ERASED, UNREADABLE, KeyringError, is_envelope
 from streams.clock import EventTimeClock
-from streams.embedded import EmbeddedRuntime
-from streams.sqlite_log import SqliteLog
+from streams.embedded.log import SqliteLog
 from tests.helpers import wid
 from tests.privacy.conftest import AS_OF, MARK, file_bytes, personal_texts
 
@@ -28,7 +28,7 @@ def stored_bodies(log: SqliteLog) -> dict[str, dict[str, Any]]:
 
 
 def test_no_clear_personal_text_in_the_log_files(tmp_path: Path, lines: list[str]) -> None:
-    runtime = EmbeddedRuntime(tmp_path)
+    runtime = bootstrap_embedded(tmp_path)
     try:
         counts = runtime.publish(lines, "test")
         runtime.process(EventTimeClock(parse_instant(AS_OF)), project=False)
@@ -110,15 +110,15 @@ def test_a_failed_publish_batch_forgets_the_keys_it_created(
 ) -> None:
     log = SqliteLog(tmp_path / "log.sqlite3")
     try:
-        original = log._dead_letter
+        original = log.dead_letters.dead_letter
 
         def boom(*args: Any) -> None:
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(log, "_dead_letter", boom)
+        monkeypatch.setattr(log.dead_letters, "dead_letter", boom)
         with pytest.raises(RuntimeError):
             log.publish([*lines[:3], "{not json"], "test")
-        monkeypatch.setattr(log, "_dead_letter", original)
+        monkeypatch.setattr(log.dead_letters, "dead_letter", original)
         assert log.key_count() == 0
         log.publish(lines[:3], "test")
         for body in stored_bodies(log).values():
@@ -140,7 +140,7 @@ def _tamper(db_path: Path, event_id: str, change: Any) -> None:
 def test_tampered_ciphertext_is_named_kept_and_the_processor_goes_on(
     tmp_path: Path, lines: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    runtime = EmbeddedRuntime(tmp_path)
+    runtime = bootstrap_embedded(tmp_path)
     runtime.publish(lines, "test")
     bodies = stored_bodies(runtime.log)
     runtime.close()
@@ -168,7 +168,7 @@ def test_tampered_ciphertext_is_named_kept_and_the_processor_goes_on(
                                                  != foreign["household_id"] else moved))
 
     caplog.set_level(logging.DEBUG)
-    runtime = EmbeddedRuntime(tmp_path)
+    runtime = bootstrap_embedded(tmp_path)
     try:
         report = runtime.process(EventTimeClock(parse_instant(AS_OF)), project=False)
         # the processor never opens sealed fields; `jiahe verify` checks every one

@@ -52,6 +52,9 @@ INDICATORS = [
     "alcohol_abuse",
     "isolation",
 ]
+REGISTERED = "household.registered"
+TRANSFERRED = "household.transferred"
+FLAGS = ["key_household", "rural", "intellectual_disability", "single_parent"]
 TYPES = {
     "screening.visit_recorded": 5,
     "petition.received": 4,
@@ -157,6 +160,7 @@ class _Gen:
 
     def household(self, household: str, size: int) -> None:
         home = self.rng.choice(self.communities)
+        self.register(household, home)
         for _ in range(size):
             kind = self.rng.choices(list(TYPES), weights=list(TYPES.values()))[0]
             org = home if self.rng.random() < 0.85 else self.rng.choice(self.communities)
@@ -164,9 +168,32 @@ class _Gen:
             event = self.envelope(household, org, kind, us, self.payload(kind))
             self.data.events.append(event)
             self.data.edges.update({us, us - 1, us + 1, us + 7 * MICROS_PER_DAY})
-            self.data.edges.update(us + d * MICROS_PER_DAY for d in (30, 90))
+            self.data.edges.update(us + d * MICROS_PER_DAY for d in (30, 90, 180))
             if kind in RULES and self.rng.random() < 0.35:
                 self.warning(event, us)
+
+    def register(self, household: str, home: str) -> None:
+        """Catalog v2: most households registered (some twice, some from another
+        community — a later one is then ignored), some transferred, validly or not.
+        Log order is shuffled later, so the ownership fold meets every order."""
+        rng = self.rng
+        moves: list[tuple[str, str, dict[str, Any]]] = []
+        if rng.random() < 0.7:
+            for _ in range(rng.choice([1, 1, 1, 2])):
+                flags = rng.sample(FLAGS, rng.randint(0, 2))
+                org = home if rng.random() < 0.8 else rng.choice(self.communities)
+                moves.append((REGISTERED, org, {"flags": flags, "notes": f"{PERSONAL_MARK}"}))
+        if rng.random() < 0.25:
+            org = home if rng.random() < 0.8 else rng.choice(self.communities)
+            to = rng.choice(self.communities)
+            if rng.random() < 0.1:  # a street is no community: the transfer changes nothing
+                to = to[:9] + "000"
+            moves.append((TRANSFERRED, org, {"to_org_unit": to, "reason": "moved"}))
+        for kind, org, data in moves:
+            us = self.instant()
+            self.data.events.append(self.envelope(household, org, kind, us, data))
+            self.data.edges.update({us, us - 1})
+            self.data.edges.update(us + d * MICROS_PER_DAY for d in (30, 180))
 
     def warning(self, trigger: dict[str, Any], raised: int) -> None:
         rng = self.rng

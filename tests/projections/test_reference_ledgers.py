@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from events.instants import MICROS_PER_DAY, MICROS_PER_HOUR, format_instant, parse_instant
+from privacy.pseudonym import household_key
 from projections import ledgers, reference
-from projections.pseudonym import household_key
 from projections.warehouse.chdb_backend import ChdbWarehouse
 
 T = parse_instant("2026-03-01T00:00:00Z")
+REG, MOVED, VISIT = "household.registered", "household.transferred", "screening.visit_recorded"
 DAY, HOUR = MICROS_PER_DAY, MICROS_PER_HOUR
 COMMUNITY = "230102001001"
 SECRET = b"spec-secret"
@@ -65,6 +66,9 @@ class SqlLedgers:
 
     def guardianship_ledger(self, *args: Any, **kw: Any) -> Rows:
         return self._run("guardianship_ledger", *args, **kw)
+
+    def coverage_ledger(self, *args: Any, **kw: Any) -> Rows:
+        return self._run("coverage_ledger", *args, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -261,16 +265,63 @@ class TestWarningLedger:
 
 
 class TestHouseholdLedger:
-    def test_org_unit_is_the_latest_events_ties_broken_by_offset(self, impl: Impl) -> None:
+    def test_org_unit_is_the_owner_set_by_the_first_processed_event(self, impl: Impl) -> None:
         events = [
             ev("followup.recorded", T, org_unit="230102001002", offset=9, action="x"),
             ev("followup.recorded", T, org_unit="230102001003", offset=3, action="x"),
             ev("followup.recorded", T - DAY, org_unit="230102001004", offset=20),
         ]
         row = one(impl.household_ledger(events, []), household_id="H1")
-        assert row["org_unit"] == "230102001002"
+        assert row["org_unit"] == "230102001003"  # processing order, not time
         assert row["first_seen_at"] == format_instant(T - DAY)
+        assert (row["registered"], row["flags"], row["next_visit_due"]) == (False, [], None)
+        assert row["visit_overdue"] is False
 
+    def test_the_first_registration_sets_owner_and_flags(self, impl: Impl) -> None:
+        events = [
+            ev("followup.recorded", T, org_unit="230102001002", offset=1, action="x"),
+            ev(REG, T, org_unit="230102001003", offset=2, flags=["rural"], notes="p"),
+            # a later one from the owner replaces the flags; from elsewhere: nothing
+            ev(REG, T + DAY, org_unit="230102001003", offset=3, flags=["single_parent"]),
+            ev(REG, T + 2 * DAY, org_unit="230102001004", offset=4, flags=["key_household"]),
+        ]
+        row = one(impl.household_ledger(events, []), household_id="H1")
+        assert (row["org_unit"], row["registered"]) == ("230102001003", True)
+        assert row["flags"] == ["single_parent"]
+        assert row["next_visit_due"] == format_instant(T + DAY + 180 * DAY)
+        before = one(impl.household_ledger(events, [], T), household_id="H1")
+        assert before["flags"] == ["rural"]
+
+    def test_a_valid_transfer_moves_the_owner_and_the_district(self, impl: Impl) -> None:
+        away = "230103001001"
+        events = [
+            ev(REG, T, org_unit=COMMUNITY, offset=1, flags=[]),
+            ev(MOVED, T + DAY, org_unit="230102001002", offset=2, to_org_unit=away),  # not owner
+            ev(MOVED, T + DAY, org_unit=COMMUNITY, offset=3, to_org_unit=COMMUNITY),  # same
+            ev(MOVED, T + DAY, org_unit=COMMUNITY, offset=4, to_org_unit="230103001000"),  # street
+        ]
+        assert one(impl.household_ledger(events, []), household_id="H1")["org_unit"] == COMMUNITY
+        events.append(ev(MOVED, T + 2 * DAY, org_unit=COMMUNITY, offset=5, to_org_unit=away))
+        assert impl.household_ledger(events, [], None, "230102") == []
+        (row,) = impl.household_ledger(events, [], None, "230103")
+        assert (row["org_unit"], row["district"]) == (away, "230103000000")
+        (before,) = impl.household_ledger(events, [], T + DAY, "230102")
+        assert before["org_unit"] == COMMUNITY
+
+    def test_next_visit_due_is_the_latest_registration_or_later_visit_plus_cadence(
+        self, impl: Impl
+    ) -> None:
+        events = [
+            ev(VISIT, T + 5 * DAY, offset=1, indicators=[]),  # processed before registration
+            ev(REG, T, offset=2, flags=["key_household"]),
+            ev(VISIT, T + 2 * DAY, offset=3, indicators=[]),
+        ]
+        due = T + 2 * DAY + 30 * DAY
+        row = one(impl.household_ledger(events, [], due), household_id="H1")
+        assert row["next_visit_due"] == format_instant(due)
+        assert row["visit_overdue"] is False  # due < as_of, strictly
+        late = one(impl.household_ledger(events, [], due + 1), household_id="H1")
+        assert late["visit_overdue"] is True
     def test_open_warnings_count_unresolved_and_rank_red_over_orange_over_yellow(
         self, impl: Impl
     ) -> None:
@@ -438,3 +489,71 @@ def test_an_erased_household_shows_its_key_and_keeps_its_counts(impl: Impl) -> N
     )
     with pytest.raises(ValueError):
         impl.warning_ledger(events, records, erased={"H7"})
+
+
+# --- coverage ledger -------------------------------------------------------------
+
+
+def registered(household: str, org_unit: str = COMMUNITY, *flags: str) -> dict[str, Any]:
+    return ev(REG, T, household=household, org_unit=org_unit, flags=list(flags))
+
+
+class TestCoverageLedger:
+    def test_one_row_per_community_owning_a_registered_household(self, impl: Impl) -> None:
+        other = "230102001002"
+        events = [
+            registered("H1"),
+            registered("H2", COMMUNITY, "key_household"),
+            registered("H3", other),
+            ev(VISIT, T + DAY, household="H1", indicators=[]),
+            ev(VISIT, T + DAY, household="H2", indicators=[]),
+            ev(VISIT, T + DAY, household="H9", org_unit="230102001003", indicators=[]),
+        ]
+        rows = impl.coverage_ledger(events, [], T + 10 * DAY)
+        assert rows == [
+            {"community": COMMUNITY, "district": "230102000000", "registered": 2,
+             "covered": 2, "key_registered": 1, "key_covered": 1, "coverage": 1.0},
+            {"community": other, "district": "230102000000", "registered": 1,
+             "covered": 0, "key_registered": 0, "key_covered": 0, "coverage": 0.0},
+        ]  # H9 is not registered: its community owns nobody registered
+
+    @pytest.mark.parametrize(("flags", "days"), [((), 180), (("key_household",), 30)])
+    def test_covered_means_a_visit_within_the_cadence_both_ends_included(
+        self, impl: Impl, flags: tuple[str, ...], days: int
+    ) -> None:
+        events = [registered("H1", COMMUNITY, *flags), ev(VISIT, T, indicators=[])]
+        for as_of, covered in ((T, 1), (T + days * DAY, 1), (T + days * DAY + 1, 0)):
+            (row,) = impl.coverage_ledger(events, [], as_of)
+            assert row["covered"] == covered, as_of
+
+    def test_coverage_rounds_to_four_decimals_and_follows_the_owner(self, impl: Impl) -> None:
+        away = "230103001001"
+        events = [registered(f"H{n}") for n in range(3)]
+        events.append(ev(VISIT, T, household="H0", indicators=[]))
+        (row,) = impl.coverage_ledger(events, [], T)
+        assert row["coverage"] == 0.3333
+        events.append(ev(MOVED, T + DAY, household="H1", to_org_unit=away))
+        rows = impl.coverage_ledger(events, [], T + DAY)
+        assert [(r["community"], r["registered"], r["coverage"]) for r in rows] == [
+            (COMMUNITY, 2, 0.5), (away, 1, 0.0)]
+        assert [r["community"] for r in impl.coverage_ledger(events, [], None, "230103")] == [
+            away]
+
+
+def test_owners_agree_with_the_engines_ownership_fold() -> None:
+    """The reference's ownership is written from DESIGN apart from the engine's
+    (``rules.ownership``); on the v2 sample stream (registrations, transfers between
+    districts) both give every household the same owner and registration."""
+    from events.sample import sample_events
+    from rules.ownership import next_owner
+
+    events = sample_events(4000, seed=11, v2=True)
+    folded: dict[str, tuple[str | None, bool]] = {}
+    for offset, e in enumerate(events, start=1):
+        e["offset"] = offset
+        owner, registered = folded.get(e["household_id"], (None, False))
+        step = next_owner(owner, registered, e["type"], e["org_unit"], e["data"])
+        folded[e["household_id"]] = (step.owner, step.registered)
+    assert any(e["type"] == "household.transferred" for e in events)
+    rows = reference.household_ledger(events, [])
+    assert {r["household_id"]: (r["org_unit"], r["registered"]) for r in rows} == folded

@@ -14,13 +14,13 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from app.bootstrap import bootstrap_embedded
+from cli.main import main
 from events.instants import format_instant
 from projections.ledgers import household_ledger, warning_ledger
 from rules.replay import Replay
 from rules.state import HouseholdState, OpenWarning
-from streams.cli import main
 from streams.clock import EventTimeClock
-from streams.embedded import EmbeddedRuntime
 from tests.helpers import (
     DAY,
     HOUR,
@@ -198,7 +198,7 @@ def test_the_embedded_processor_and_the_ledgers_work_with_assignments(tmp_path: 
         assign("h1", warning_id, R + HOUR, "cadre-3", by="chair-7"),
         assign("h1", warning_id, R + 2 * HOUR, "cadre-4", by="chair-7"),
     ]
-    runtime = EmbeddedRuntime(tmp_path / "home")
+    runtime = bootstrap_embedded(tmp_path / "home")
     try:
         runtime.publish([x.encode() for x in lines], "test")
         runtime.process(EventTimeClock(), project=True)

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cli.rules import register
 from rules.backtest import backtest
-from rules.cli_rules import register
 from rules.pack import DEFAULT_PACK_PATH, parse_pack
 from tests.helpers import DAY, HOUR, T0, ack, event_id, petition, visit, wid
 

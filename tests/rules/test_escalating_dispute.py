@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import DAY, T0, petition, raised, run, visit, wid
+from tests.helpers import DAY, ORG, T0, petition, raised, run, visit, wid
 
 RULE = "escalating-dispute"
 T = T0 + 90 * DAY
@@ -35,7 +35,7 @@ def test_a_threats_visit_after_two_dispute_signals_raises_an_orange_warning():
             "level": "orange",
             "org_unit": "230110003007",
             "handling_level": "community",
-            "handling_org_unit": "230110003007",
+            "handling_org_unit": ORG,  # the owner's: the first event's community
             "at": "2026-05-30T08:00:00Z",
         }
     ]

@@ -10,6 +10,7 @@ RULE = "mediation-failed"
 
 
 def test_a_failed_mediation_raises_a_yellow_warning():
+    # Handled at the household's owner (its first event's community), not at the trigger's.
     trigger = mediation_concluded("h1", T0, "failed", org="230103002004")
     assert run([mediation_opened("h1", T0 - 1), trigger]) == [
         {
@@ -20,7 +21,7 @@ def test_a_failed_mediation_raises_a_yellow_warning():
             "level": "yellow",
             "org_unit": "230103002004",
             "handling_level": "community",
-            "handling_org_unit": "230103002004",
+            "handling_org_unit": "230102001001",
             "at": "2026-03-01T08:00:00Z",
         }
     ]

@@ -33,7 +33,7 @@ def test_the_default_pack_loads():
     assert pack.pack == "default"
 
 
-def test_the_default_pack_has_the_six_design_rules_in_order_with_their_levels():
+def test_the_default_pack_has_the_seven_design_rules_in_order_with_their_levels():
     pack = load_pack()
     assert [(r.id, r.level) for r in pack.rules] == [
         ("violence-injury", "red"),
@@ -42,6 +42,7 @@ def test_the_default_pack_has_the_six_design_rules_in_order_with_their_levels():
         ("vulnerable-person-harm", "red"),
         ("guardianship-no-followup", "yellow"),
         ("mediation-failed", "yellow"),
+        ("screening-overdue", "yellow"),
     ]
 
 
@@ -154,3 +155,64 @@ def test_invalid_yaml_is_refused(tmp_path):
     path.write_text("pack: [unclosed\n", encoding="utf-8")
     with pytest.raises(RulePackError):
         load_pack(path)
+
+
+# -- catalog v2: cadences, resolved_by, registration flags -----------------------
+
+
+def test_the_default_screening_cadence_is_180_days_and_30_for_key_households():
+    overdue = {r.id: r for r in load_pack().rules}["screening-overdue"]
+    assert overdue.cadence is not None
+    assert overdue.cadence.after == ("registration", "visit")
+    assert overdue.cadence.delay_us(frozenset()) == 180 * 86_400_000_000
+    assert overdue.cadence.delay_us(frozenset({"rural"})) == 180 * 86_400_000_000
+    assert overdue.cadence.delay_us(frozenset({"key_household", "rural"})) == 30 * 86_400_000_000
+
+
+def test_vulnerable_person_harm_also_counts_a_registration_flag():
+    pack = load_pack()
+    harm = {r.id: r for r in pack.rules}["vulnerable-person-harm"]
+    assert harm.require.ever == ("disability_visit", "disability_registration")
+    signal = pack.signals["disability_registration"]
+    assert (signal.type, signal.flags_any) == ("household.registered",
+                                               ("intellectual_disability",))
+
+
+def test_a_rule_with_a_cadence_and_a_when_is_refused_naming_the_rule(doc):
+    rule(doc, "screening-overdue")["when"] = ["visit"]
+    message = refused(doc)
+    assert "screening-overdue" in message and "cadence" in message
+
+
+def test_an_unknown_signal_in_a_cadence_is_refused_naming_the_rule(doc):
+    rule(doc, "screening-overdue")["cadence"]["after"] = ["registration", "visits"]
+    message = refused(doc)
+    assert "screening-overdue" in message and "visits" in message
+
+
+def test_an_unknown_signal_in_resolved_by_is_refused_naming_the_rule(doc):
+    rule(doc, "screening-overdue")["resolved_by"] = ["home_visit"]
+    message = refused(doc)
+    assert "screening-overdue" in message and "home_visit" in message
+
+
+def test_a_cadence_flag_outside_the_vocabulary_is_refused(doc):
+    rule(doc, "screening-overdue")["cadence"]["flag_days"] = {"vip": 7}
+    assert "screening-overdue" in refused(doc)
+
+
+def test_a_cadence_of_zero_days_for_a_flag_is_refused(doc):
+    rule(doc, "screening-overdue")["cadence"]["flag_days"] = {"key_household": 0}
+    assert "flag_days.key_household" in refused(doc)
+
+
+def test_flags_any_applies_only_to_registrations(doc):
+    doc["signals"]["visit"]["flags_any"] = ["rural"]
+    assert "flags_any applies only to household.registered" in refused(doc)
+
+
+def test_the_surge_example_is_the_default_pack_plus_a_surge():
+    default = load_pack()
+    surge = load_pack(DEFAULT_PACK_PATH.parent / "surge-example.yaml")
+    assert surge.rules == default.rules and surge.signals == default.signals
+    assert [s.id for s in surge.surges] == ["district-petition-surge"]

@@ -11,6 +11,7 @@ T = T0 + 40 * DAY  # the trigger time in most tests
 
 
 def test_a_third_petition_within_30_days_raises_an_orange_warning():
+    # Handled at the household's owner (its first event's community), not at the trigger's.
     third = petition("h1", T, org="230103002004")
     records = run([petition("h1", T - 20 * DAY), petition("h1", T - 10 * DAY), third])
     assert records == [
@@ -22,7 +23,7 @@ def test_a_third_petition_within_30_days_raises_an_orange_warning():
             "level": "orange",
             "org_unit": "230103002004",
             "handling_level": "community",
-            "handling_org_unit": "230103002004",
+            "handling_org_unit": "230102001001",
             "at": "2026-04-10T08:00:00Z",
         }
     ]

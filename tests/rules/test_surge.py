@@ -1,4 +1,4 @@
-"""Aggregate ``kind: surge`` rules (issue 4 item 4), as the example pack states them:
+"""Aggregate ``kind: surge`` rules as the example pack states them:
 
 a district's petitions in the 7 days up to a day close are ≥ 1.5 × its trailing
 4-week weekly average and ≥ 10 → an orange district-level warning. Day closes
@@ -330,7 +330,7 @@ def test_backtesting_the_surge_pack_against_the_default_shows_the_surge_appearin
 def test_jiahe_rules_backtest_lists_a_surge_as_a_district_warning(tmp_path):
     from click.testing import CliRunner
 
-    from streams.cli import main
+    from cli.main import main
 
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(history(4) + in_window(10)) + "\n")

@@ -15,17 +15,18 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from app.bootstrap import bootstrap_embedded
+from app.verify import verify_home
+from cli.main import main
 from events.instants import now_micros, parse_instant
 from projections import reference
 from projections.ledgers import household_ledger, warning_ledger
 from rules.engine import Engine
 from rules.pack import load_pack
 from rules.replay import Replay
-from streams.cli import main
 from streams.clock import EventTimeClock, WallClock
-from streams.embedded import EmbeddedRuntime
-from streams.sqlite_log import SqliteLog
-from streams.tamper import verify_home
+from streams.embedded.log import SqliteLog
+from streams.embedded.runtime import EmbeddedRuntime
 from tests.rules.test_surge import (
     CLOSE,
     DAOLI_DISTRICT,
@@ -62,7 +63,7 @@ def logged(runtime: EmbeddedRuntime) -> list[dict]:
 
 @pytest.fixture
 def runtime(tmp_path: Path):
-    rt = EmbeddedRuntime(tmp_path / "home", pack=SURGE_PACK_PATH, batch_size=7)
+    rt = bootstrap_embedded(tmp_path / "home", pack=SURGE_PACK_PATH, batch_size=7)
     yield rt
     rt.close()
 
@@ -90,7 +91,7 @@ def test_a_restarted_processor_goes_on_from_the_committed_surge_state(runtime, t
     runtime.publish(early, "test")
     runtime.process(EventTimeClock(CLOSE + DAY), project=False)
     runtime.close()
-    again = EmbeddedRuntime(tmp_path / "home", pack=SURGE_PACK_PATH, batch_size=7)
+    again = bootstrap_embedded(tmp_path / "home", pack=SURGE_PACK_PATH, batch_size=7)
     try:
         again.publish(late, "test")
         again.process(EventTimeClock(AS_OF), project=False)
@@ -112,7 +113,7 @@ def test_with_the_wall_clock_a_backlog_is_judged_as_it_arrives_not_on_its_first_
 
 
 def test_the_default_pack_keeps_no_surge_state(tmp_path):
-    rt = EmbeddedRuntime(tmp_path / "home")
+    rt = bootstrap_embedded(tmp_path / "home")
     try:
         rt.publish(scenario(), "test")
         rt.process(EventTimeClock(AS_OF), project=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rules.transitions import transition_of
-from streams.kafka_runtime.batch import record_id
+from streams.kafka.batch import record_id
 
 ASSIGNED = {"type": "warning.assigned", "warning_id": "w-1", "household_id": "hh-1",
             "assignee": "li", "at": "2026-11-01T00:00:00Z"}

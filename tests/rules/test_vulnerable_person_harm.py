@@ -1,12 +1,14 @@
 """vulnerable-person-harm (red): on a visit with any of domestic_violence_signs,
 sexual_violence_signs, injury_observed, child_neglect — intellectual_disability is among this
-visit's indicators or was recorded on any earlier processed visit of the household."""
+visit's indicators or was recorded on any earlier processed visit of the household, or
+(**changes v1**, DESIGN "Catalog v2") on a processed household.registered's flags."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.helpers import DAY, T0, petition, raised, rules_raised, run, visit, wid
+from tests.rules.households import OTHER_DISTRICT, register
 
 RULE = "vulnerable-person-harm"
 HARM = ["domestic_violence_signs", "sexual_violence_signs", "injury_observed", "child_neglect"]
@@ -105,3 +107,40 @@ def test_a_petition_does_not_trigger_it_even_after_disability():
 def test_injury_with_disability_raises_violence_injury_then_vulnerable_person_harm():
     records = run([visit("h1", T0, ["intellectual_disability", "injury_observed"])])
     assert rules_raised(records) == ["violence-injury", RULE]
+
+
+@pytest.mark.parametrize("indicator", HARM)
+def test_harm_after_a_registration_flagging_intellectual_disability_raises_it(indicator):
+    trigger = visit("h1", T0 + DAY, [indicator])
+    [warning] = harms([register("h1", T0, ["rural", "intellectual_disability"]), trigger])
+    assert warning["warning_id"] == wid(RULE, "h1", trigger)
+
+
+def test_a_registration_without_that_flag_is_no_record_of_disability():
+    lines = [register("h1", T0, ["key_household", "elderly_alone"]),
+             visit("h1", T0 + DAY, ["injury_observed"])]
+    assert harms(lines) == []
+
+
+def test_the_registration_must_be_processed_earlier_than_the_harm():
+    lines = [visit("h1", T0 + DAY, ["injury_observed"]),
+             register("h1", T0, ["intellectual_disability"])]
+    assert harms(lines) == []
+
+
+def test_the_record_stays_when_a_later_registration_drops_the_flag():
+    lines = [
+        register("h1", T0, ["intellectual_disability"]),
+        register("h1", T0 + DAY, []),
+        visit("h1", T0 + 2 * DAY, ["child_neglect"]),
+    ]
+    assert len(harms(lines)) == 1
+
+
+def test_a_registration_that_is_a_notice_is_no_record_of_disability():
+    lines = [
+        register("h1", T0, []),
+        register("h1", T0 + DAY, ["intellectual_disability"], org=OTHER_DISTRICT),
+        visit("h1", T0 + 2 * DAY, ["child_neglect"]),
+    ]
+    assert harms(lines) == []

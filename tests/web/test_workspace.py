@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from streams.sqlite_log import SqliteLog
+from streams.embedded.log import SqliteLog
 from tests.api.conftest import Api, event, wait_until
 from tests.web.conftest import ARTIFACTS
 
@@ -367,3 +367,41 @@ def test_chair_assigns_a_warning(web_api: Api, world: dict[str, Any], open_brows
     assert [(c["type"], c["data"]["assignee"]) for c in log_commands(
         web_api, "hh-web-102-rep", repeat) if c["type"] == "warning.assigned"] == [
         ("warning.assigned", "cadre102")]
+
+
+def test_chair_reads_screening_coverage_by_district(web_api: Api, world: dict[str, Any],
+                                                     open_browser: Any) -> None:
+    """The coverage ledger (排查覆盖台账) and its sum by district, her district only."""
+    key = {"flags": ["key_household"], "notes": "入户登记"}
+    plain = {"flags": [], "notes": "入户登记"}
+    web_api.publish("cadre102", [
+        event("230102001001", "hh-cov-102-a", "household.registered", key, hours_ago=30),
+        event("230102001001", "hh-cov-102-b", "household.registered", plain, hours_ago=30),
+        event("230102002001", "hh-cov-102-c", "household.registered", plain, hours_ago=30),
+        event("230102001001", "hh-cov-102-a", "screening.visit_recorded",
+              {"indicators": [], "notes": "走访"}, hours_ago=2),
+    ])
+    web_api.publish("cadre103", [
+        event("230103001001", "hh-cov-103-a", "household.registered", plain, hours_ago=30),
+    ])
+    rows = web_api.call("GET", "/v1/ledgers/coverage", "chair102").json()["rows"]
+    assert [(r["community"], r["registered"], r["covered"], r["key_covered"]) for r in rows] == [
+        ("230102001001", 2, 1, 1), ("230102002001", 1, 0, 0)]
+    city = web_api.call("GET", "/v1/ledgers/coverage", "admin").json()["rows"]
+    assert {r["district"] for r in city} == {"230102000000", "230103000000"}
+
+    page = open_browser()
+    sign_in(page, web_api, "chair102")
+    page.click("[data-view=ledgers]")
+    page.select_option("#ledger-name", "coverage")
+    expect(page.locator("#ledger-table")).to_have_attribute("data-ledger", "coverage")
+    expect(page.locator("#ledger-table tbody tr")).to_have_count(2)
+    districts = page.locator("#coverage-district-table tbody tr")
+    expect(districts).to_have_count(1)
+    expect(districts.first).to_have_attribute("data-district", "230102000000")
+    expect(districts.first).to_contain_text("道里区")
+    expect(districts.first).to_contain_text("33.33%")
+    expect(page.locator("#coverage-districts h3")).to_have_text("排查覆盖（按区县）")
+    shot(page, "09-coverage-zh.png")
+    page.select_option("#ledger-name", "warnings")
+    expect(page.locator("#coverage-districts")).to_be_hidden()

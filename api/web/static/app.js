@@ -579,7 +579,8 @@
   function cellValue(key, value) {
     if (value === null || value === undefined || value === "") return "—";
     if (typeof value === "boolean") return t(value ? "yes" : "no");
-    if (key.endsWith("_at")) return formatInstant(value);
+    if (key.endsWith("_at") || key === "next_visit_due") return formatInstant(value);
+    if (key === "coverage") return (value * 100).toFixed(2) + "%";
     if (key === "district") return districtName(value);
     if (key === "rule_id") return translated("rule.", value);
     if (key === "status") return translated("status.", value);
@@ -606,6 +607,28 @@
     }))));
     $("ledger-empty").hidden = rows.length > 0;
     $("ledger-count").textContent = t("count", { n: rows.length });
+    renderCoverageByDistrict();
+  }
+
+  /* The coverage ledger's community rows summed per district (same ratio, 4 decimals). */
+  function renderCoverageByDistrict() {
+    const box = $("coverage-districts");
+    const shown = !!state.ledger && state.ledger.name === "coverage";
+    box.hidden = !shown;
+    if (!shown) return;
+    const sums = new Map();
+    for (const r of state.ledger.rows) {
+      const s = sums.get(r.district) || { district: r.district, registered: 0, covered: 0, key_registered: 0, key_covered: 0 };
+      for (const k of ["registered", "covered", "key_registered", "key_covered"]) s[k] += r[k];
+      sums.set(r.district, s);
+    }
+    const rows = [...sums.values()].sort((a, b) => a.district.localeCompare(b.district));
+    for (const s of rows) s.coverage = s.registered ? Math.round((s.covered / s.registered) * 10000) / 10000 : 0;
+    const columns = ["district", "registered", "covered", "coverage", "key_registered", "key_covered"];
+    const table = $("coverage-district-table");
+    table.tHead.replaceChildren(el("tr", {}, ...columns.map((c) => el("th", { title: c }, translated("col.", c)))));
+    table.tBodies[0].replaceChildren(...rows.map((row) => el("tr", { dataset: { district: row.district } },
+      ...columns.map((c) => el("td", {}, cellValue(c, row[c]))))));
   }
 
   // -- KPIs and charts --------------------------------------------------------------------

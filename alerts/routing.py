@@ -1,0 +1,235 @@
+"""Alert routing in the manner of Alertmanager: silences and a repeat interval.
+
+**Silences.** A silence has an author, a matcher — an org-unit scope (that unit
+and everything under it), optionally a rule id and a level — and an expiry.
+While a silence matches, a new delivery is still **recorded** in the outbox,
+with status ``silenced`` instead of ``pending``, and is never sent; the key
+(subscription, warning_id, transition) is taken, so lifting the silence does
+not replay old alerts. A warning's **resolution is never silenced**: whoever
+was told (or would have been told) that a warning is open learns that it is
+closed. Deleting a silence expires it now (it stays listed with ``?all=true``).
+
+**Repeat interval.** A red warning whose raise was notified to a subscription
+and that has not been acknowledged or resolved is notified again every
+``interval`` after that first notification, as transition
+``warning.repeat:N`` (N = 1, 2, …): deduplicated per repeat slot, silenced like
+any other alert. Only the current slot is enqueued, so a loop that was down
+does not burst the missed ones.
+
+**Grouping** (off unless configured). Alerts of one subscription are grouped
+by (district, rule): the first alert of a quiet group waits ``group_wait``
+for company; later ones join the pending flush or wait for the group's next
+flush, ``group_interval`` after the previous one. A flush sends one webhook
+POST (``{"group": …, "alerts": [each row's body]}``) or one mail for all of
+the group's due rows; the rows stay individual in the outbox (dedupe, retries
+and dead letters per (subscription, warning_id, transition)).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from events.instants import format_instant, now_micros
+from events.orgunits import is_within
+
+if TYPE_CHECKING:
+    from alerts.subscriptions import SubscriptionStore
+
+SILENCED = "silenced"
+#: transitions that a silence never holds back.
+NEVER_SILENCED = frozenset({"warning.resolved"})
+REPEAT_PREFIX = "warning.repeat:"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS silences (
+    id         TEXT PRIMARY KEY,
+    author     TEXT NOT NULL,
+    org_unit   TEXT NOT NULL,
+    rule_id    TEXT,
+    level      TEXT,
+    comment    TEXT,
+    created_us INTEGER NOT NULL,
+    expires_us INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: str
+    author: str
+    org_unit: str
+    rule_id: str | None
+    level: str | None
+    comment: str | None
+    created_us: int
+    expires_us: int
+
+    def active(self, now: int) -> bool:
+        return self.created_us <= now < self.expires_us
+
+    def matches(self, warning: dict[str, Any]) -> bool:
+        return (is_within(warning["org_unit"], self.org_unit)
+                and (self.rule_id is None or warning["rule_id"] == self.rule_id)
+                and (self.level is None or warning["level"] == self.level))
+
+    def public(self, now: int) -> dict[str, Any]:
+        return {
+            "id": self.id, "author": self.author,
+            "matcher": {"org_unit": self.org_unit, "rule_id": self.rule_id,
+                        "level": self.level},
+            "comment": self.comment, "created_at": format_instant(self.created_us),
+            "expires_at": format_instant(self.expires_us),
+            "status": "active" if self.active(now) else "expired",
+        }
+
+
+class SilenceStore:
+    """Silences next to the outbox in ``alerts.sqlite3``, on the subscription store's connection."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.db = db
+        self._lock = lock
+        with self._lock:
+            self.db.executescript(SCHEMA)
+
+    @classmethod
+    def of(cls, store: SubscriptionStore) -> SilenceStore:
+        return cls(store.db, store._lock)  # noqa: SLF001 - one connection, one lock
+
+    def create(self, author: str, org_unit: str, rule_id: str | None, level: str | None,
+               expires_us: int, comment: str | None = None, now: int | None = None) -> Silence:
+        silence = Silence(str(uuid.uuid4()), author, org_unit, rule_id, level, comment,
+                          now_micros() if now is None else now, expires_us)
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO silences(id, author, org_unit, rule_id, level, comment, "
+                "created_us, expires_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (silence.id, author, org_unit, rule_id, level, comment, silence.created_us,
+                 expires_us),
+            )
+        return silence
+
+    def all(self) -> list[Silence]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, author, org_unit, rule_id, level, comment, created_us, expires_us "
+                "FROM silences ORDER BY created_us, id"
+            ).fetchall()
+        return [Silence(*row) for row in rows]
+
+    def get(self, silence_id: str) -> Silence | None:
+        return next((s for s in self.all() if s.id == silence_id), None)
+
+    def expire(self, silence_id: str, now: int | None = None) -> None:
+        at = now_micros() if now is None else now
+        with self._lock:
+            self.db.execute("UPDATE silences SET expires_us = MIN(expires_us, ?) WHERE id = ?",
+                            (at, silence_id))
+
+    def active(self, now: int) -> list[Silence]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, author, org_unit, rule_id, level, comment, created_us, expires_us "
+                "FROM silences WHERE created_us <= ? AND expires_us > ?", (now, now),
+            ).fetchall()
+        return [Silence(*row) for row in rows]
+
+
+def silenced_by(silences: list[Silence], warning: dict[str, Any],
+                transition: str) -> Silence | None:
+    """The first active silence holding this alert back, if any (never a resolution)."""
+    if transition in NEVER_SILENCED:
+        return None
+    return next((s for s in silences if s.matches(warning)), None)
+
+
+# -- repeat interval -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    subscription_id: str
+    warning: dict[str, Any]
+    transition: str
+    body: bytes
+
+
+def due_repeats(store: SubscriptionStore, now: int, interval_us: int) -> list[Repeat]:
+    """Reminders due for unacknowledged, unresolved red warnings, one per (sub, warning, slot)."""
+    with store._lock:  # noqa: SLF001
+        rows = store.db.execute(
+            "SELECT d.subscription_id, d.warning_id, d.body, d.enqueued_us FROM deliveries d "
+            "JOIN subscriptions s ON s.id = d.subscription_id "
+            "WHERE d.transition = 'warning.raised' AND d.enqueued_us <= ? "
+            "AND json_extract(CAST(d.body AS TEXT), '$.warning.level') = 'red' "
+            "AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE "
+            "x.subscription_id = d.subscription_id AND x.warning_id = d.warning_id "
+            "AND x.transition IN ('warning.acknowledged', 'warning.resolved'))",
+            (now - interval_us,),
+        ).fetchall()
+    out = []
+    for sub_id, _warning_id, body, enqueued_us in rows:
+        payload = orjson.loads(body)
+        if payload["warning"]["level"] != "red":
+            continue
+        slot = (now - enqueued_us) // interval_us
+        transition = f"{REPEAT_PREFIX}{slot}"
+        payload["transition"] = transition
+        payload["record"] = {**payload["record"], "repeat": slot}
+        out.append(Repeat(sub_id, payload["warning"], transition,
+                          orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)))
+    return out
+
+
+# -- grouping --------------------------------------------------------------------------
+
+GroupKey = tuple[str, str, str]  # (subscription_id, district, rule_id)
+
+
+def group_key(subscription_id: str, body: bytes) -> GroupKey:
+    warning = orjson.loads(body)["warning"]
+    return subscription_id, str(warning["district"]), str(warning["rule_id"])
+
+
+class Grouping:
+    """When each group flushes next (in memory: after a restart, rows keep their stored time)."""
+
+    def __init__(self, wait_s: float, interval_s: float) -> None:
+        self.wait_us = int(wait_s * 1_000_000)
+        self.interval_us = int(interval_s * 1_000_000)
+        self._pending: dict[GroupKey, int] = {}  # scheduled, not yet sent
+        self._sent: dict[GroupKey, int] = {}  # when the group was last sent
+
+    def flush_at(self, key: GroupKey, now: int) -> int:
+        """Join a pending flush; else the next one after the last; else now + group_wait."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return pending
+        sent = self._sent.get(key)
+        if sent is not None and now < sent + self.interval_us:
+            return sent + self.interval_us
+        return now + self.wait_us
+
+    def scheduled(self, key: GroupKey, at: int) -> None:
+        """A row was enqueued for the flush at ``at`` (a deduplicated one was not)."""
+        self._pending.setdefault(key, at)
+
+    def flushed(self, key: GroupKey, now: int) -> None:
+        self._pending.pop(key, None)
+        self._sent[key] = now
+
+
+def group_body(key: GroupKey, bodies: list[bytes]) -> bytes:
+    subscription_id, district, rule_id = key
+    return orjson.dumps({
+        "subscription_id": subscription_id,
+        "group": {"district": district, "rule_id": rule_id},
+        "alerts": [orjson.loads(body) for body in bodies],
+    }, option=orjson.OPT_SORT_KEYS)

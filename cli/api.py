@@ -1,0 +1,92 @@
+"""``jiahe api`` and ``jiahe users``: the HTTP face and its users."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from access.users import ROLES, UserStore
+from alerts.channels.email import parse_hostport
+from alerts.delivery import DEFAULT_MAX_ATTEMPTS
+from app.bootstrap import PackPolicyError
+from app.bootstrap_api import bootstrap_api
+from events.orgunits import OrgUnitError, check_code
+from rules.pack import RulePackError
+from streams.kafka.settings import KafkaSettings
+
+
+def register(main: click.Group) -> None:
+    @main.command()
+    @click.option("--port", default=8000, show_default=True)
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--webhook-max-attempts", default=DEFAULT_MAX_ATTEMPTS, show_default=True,
+                  help="Attempts per delivery before it is dead-lettered (the default "
+                  "rides out a receiver that is down for two hours).")
+    @click.option("--webhook-backoff", default=1.0, show_default=True,
+                  help="Seconds before the first retry; doubles per attempt, at most an hour.")
+    @click.option("--tick", default=30.0, show_default=True,
+                  help="Seconds between wall-clock processor runs (deadlines, other writers).")
+    @click.option("--smtp", envvar="JIAHE_SMTP", metavar="HOST:PORT",
+                  help="SMTP server for e-mail subscriptions ($JIAHE_SMTP).")
+    @click.option("--repeat-red-minutes", envvar="JIAHE_REPEAT_RED_MINUTES", default=240.0,
+                  show_default=True, help="Re-notify unacknowledged red warnings (0: never).")
+    @click.option("--group-wait", envvar="JIAHE_GROUP_WAIT_S", default=30.0, show_default=True,
+                  help="Seconds a new (district, rule) alert group waits for company.")
+    @click.option("--group-interval", envvar="JIAHE_GROUP_INTERVAL_S", default=0.0,
+                  show_default=True, help="Seconds between a group's notifications (0: no "
+                  "grouping, every alert is sent at once).")
+    @click.option("--bootstrap", envvar="JIAHE_KAFKA_BOOTSTRAP", metavar="HOST:PORT",
+                  help="Serve on the Kafka runtime: events go to jiahe.events, a `jiahe "
+                  "worker` processes them ($JIAHE_KAFKA_BOOTSTRAP).")
+    @click.option("--topic-prefix", envvar="JIAHE_KAFKA_TOPIC_PREFIX", default="",
+                  help="Prefix of the Kafka topic names, as for `jiahe worker`.")
+    @click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Rule pack YAML of the embedded processor (default: the built-in "
+                  "pack); on the Kafka runtime the worker's --pack applies.")
+    @click.pass_context
+    def api(ctx: click.Context, port: int, host: str, webhook_max_attempts: int,
+            webhook_backoff: float, tick: float, smtp: str | None,
+            repeat_red_minutes: float, group_wait: float, group_interval: float,
+            bootstrap: str | None, topic_prefix: str, pack: Path | None) -> None:
+        """Serve the HTTP API (OpenAPI at /openapi.json) on the embedded runtime, or with
+        --bootstrap on the Kafka runtime (the worker owns the rules; this process mirrors
+        the topics into --home for ledgers, inbox, SSE and deliveries)."""
+        from api.server import serve  # uvicorn and FastAPI: loaded when serving only
+
+        if smtp:
+            try:
+                parse_hostport(smtp)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--smtp") from exc
+        kafka = KafkaSettings(bootstrap, topic_prefix) if bootstrap else None
+        try:
+            services = bootstrap_api(
+                ctx.obj["home"], kafka=kafka, pack=pack, max_attempts=webhook_max_attempts,
+                backoff_s=webhook_backoff, tick_s=tick or None, smtp=smtp,
+                repeat_red_minutes=repeat_red_minutes, group_wait_s=group_wait,
+                group_interval_s=group_interval)
+        except (RulePackError, PackPolicyError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--pack") from exc
+        serve(services, host, port)
+
+    @main.group()
+    def users() -> None:
+        """API users and their bearer tokens."""
+
+    @users.command("add")
+    @click.argument("name")
+    @click.option("--role", required=True, type=click.Choice(ROLES))
+    @click.option("--org-unit", "org_unit", required=True, help="12-digit scope code.")
+    @click.pass_context
+    def add(ctx: click.Context, name: str, role: str, org_unit: str) -> None:
+        """Create or re-key a user; prints the bearer token once (only its hash is kept)."""
+        try:
+            check_code(org_unit)
+        except OrgUnitError as exc:
+            raise click.BadParameter(str(exc), param_hint="--org-unit") from exc
+        store = UserStore.at_home(ctx.obj["home"])
+        try:
+            click.echo(store.add(name, role, org_unit))
+        finally:
+            store.close()

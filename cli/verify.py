@@ -1,0 +1,81 @@
+"""``jiahe verify``: check the hash chains, the warehouse and an optional anchor."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from app.verify import verify_home
+from streams.embedded.log import SqliteLog
+
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(verify)
+
+
+def _head(report: object) -> str:
+    head = getattr(report, "head", None)
+    return f"head seq {head.seq} {head.hash[:12]}…" if head else "no head"
+
+
+@click.command()
+@click.option("--home", "home_opt", type=click.Path(file_okay=False, path_type=Path),
+              help="Home of the embedded runtime (default: the global --home / $JIAHE_HOME).")
+@click.option("--anchor", type=click.Path(dir_okay=False, path_type=Path),
+              help="A file kept elsewhere with the chain heads: written when absent, "
+                   "compared when present.")
+@click.option("--update-anchor", is_flag=True,
+              help="After a clean check, advance the anchor to the current heads.")
+@click.option("--no-warehouse", is_flag=True,
+              help="Skip comparing the warehouse's lifecycle table with the log.")
+@click.pass_context
+def verify(ctx: click.Context, home_opt: Path | None, anchor: Path | None, update_anchor: bool,
+           no_warehouse: bool) -> None:
+    """Check that the warning lifecycle and the audit trail are intact (exit 1 if not).
+
+    Walks both hash chains (edited, removed, reordered rows, truncated tails)
+    and compares the warehouse's lifecycle rows with the log.
+    """
+    home = home_opt or (ctx.obj or {}).get("home") or Path(os.environ.get("JIAHE_HOME", ".jiahe"))
+    try:
+        report = verify_home(Path(home), warehouse=not no_warehouse, anchor=anchor,
+                             update_anchor=update_anchor)
+    except FileNotFoundError as exc:
+        error = click.ClickException(str(exc))
+        error.exit_code = 2  # 1 is reserved for "not intact"
+        raise error from exc
+    for chain, title in ((report.lifecycle, "lifecycle chain"), (report.audit, "audit chain")):
+        status = "OK" if chain.ok else f"{len(chain.problems)} problem(s)"
+        console.print(f"{title}: {chain.rows} rows, {_head(chain)}: {status}")
+        for note in chain.notes:
+            console.print(f"  note: {escape(note)}")
+    if report.warehouse is not None:
+        wh = report.warehouse
+        status = "OK" if wh.ok else f"{len(wh.problems)} problem(s)"
+        pending = f", {wh.pending} not yet projected" if wh.pending else ""
+        console.print(f"warehouse lifecycle: {wh.compared} records compared{pending}: {status}")
+    for note in report.anchor_notes:
+        console.print(f"anchor: {escape(note)}")
+    sealed = _sealed_field_problems(Path(home))
+    console.print(f"sealed personal fields: {'OK' if not sealed else f'{len(sealed)} problem(s)'}")
+    problems = [*report.problems, *sealed]
+    for problem in problems:
+        console.print(f"PROBLEM {escape(problem)}")
+    console.print("verify: OK" if not problems else f"verify: FAILED ({len(problems)} problems)")
+    ctx.exit(0 if not problems else 1)
+
+
+def _sealed_field_problems(home: Path) -> list[str]:
+    """Sealed fields that fail authentication (edited, moved between events or households)."""
+    log = SqliteLog(home / "log.sqlite3")
+    try:
+        found = log.check_sealed_fields()
+        return [f"event {p.event_id} field {p.field}: {p.reason}" for p in found]
+    finally:
+        log.close()

@@ -1,0 +1,219 @@
+"""The embedded runtime: one machine, no servers.
+
+``EmbeddedRuntime`` runs the SQLite log, the engine (with a rule pack), the
+processor and a warehouse of one home directory; it is given them, it does not
+choose them (``app.bootstrap.bootstrap_embedded`` does, with defaults under the
+home). Projection into the warehouse is a consumer of its own with checkpoints
+per stream: rows are batched, flushed, and only then the checkpoint moves (a
+failed flush leaves it where it was; re-sent rows are absorbed by the
+warehouse's idempotent writes).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from privacy.pseudonym import erased_label, household_key
+from projections.sink import WarehouseSink
+from projections.warehouse.base import Warehouse
+from rules.engine import Engine
+from streams.clock import Clock
+from streams.embedded.log import PublishCounts, SqliteLog
+from streams.embedded.processor import CONSUMER as PROCESSOR_CONSUMER
+from streams.embedded.processor import (
+    EVENTS_CONSUMER,
+    LIFECYCLE_CONSUMER,
+    EmbeddedProcessor,
+    ProcessReport,
+)
+
+LOG_FILE = "log.sqlite3"
+WAREHOUSE_DIR = "warehouse"
+PSEUDONYM_SECRET = "pseudonym-secret"
+#: Rows written in one go past which the warehouse is compacted afterwards
+#: (``Warehouse.compact``: ~7 s at 10M events, so not after every small catch-up).
+COMPACT_AFTER_ROWS = 100_000
+
+Progress = Callable[[int], None]
+#: Opens the warehouse, given the pseudonym secret the log keeps (``PSEUDONYM_SECRET``).
+#: A factory rather than a warehouse because chdb allows one process per path: a
+#: runtime that only publishes or processes must not take the warehouse from another.
+WarehouseFactory = Callable[[bytes], Warehouse]
+
+
+@dataclass
+class ProjectReport:
+    events: int = 0
+    lifecycle: int = 0
+
+
+class EmbeddedRuntime:
+    """A home's log, engine and warehouse, wired by ``app.bootstrap.bootstrap_embedded``."""
+
+    def __init__(
+        self,
+        home: Path,
+        log: SqliteLog,
+        engine: Engine,
+        open_warehouse: WarehouseFactory,
+        batch_size: int = 5000,
+        flush_rows: int | None = None,
+    ) -> None:
+        self.home = home
+        self.log = log
+        self.engine = engine
+        self.batch_size = batch_size
+        self.flush_rows = flush_rows
+        #: Rows projected in one run past which the warehouse is compacted afterwards.
+        self.compact_after_rows = COMPACT_AFTER_ROWS
+        self._open_warehouse = open_warehouse
+        self._warehouse: Warehouse | None = None
+
+    @property
+    def warehouse_path(self) -> Path:
+        """Where the default (chdb) warehouse of the home lives."""
+        return self.home / WAREHOUSE_DIR
+
+    @property
+    def warehouse(self) -> Warehouse:
+        """The warehouse, opened on first use (chdb: one process per path)."""
+        if self._warehouse is None:
+            self._warehouse = self._open_warehouse(self.log.secret(PSEUDONYM_SECRET))
+            self._warehouse.ensure_schema()
+        return self._warehouse
+
+    def close(self) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None
+        self.log.close()
+
+    def publish(
+        self, lines: Iterable[bytes | str], source: str, progress: Progress | None = None
+    ) -> PublishCounts:
+        return self.log.publish(lines, source, batch_size=self.batch_size, on_batch=progress)
+
+    def process(
+        self, clock: Clock, progress: Progress | None = None, project: bool = True
+    ) -> ProcessReport:
+        """Run the processor; with ``project`` the warehouse is kept in step inline.
+
+        Inline projection needs the warehouse caught up with the processor
+        first (e.g. after a ``--no-project`` run), so pending rows go first.
+        """
+        sink = None
+        if project:
+            self.project()
+            sink = WarehouseSink(self.warehouse, max_rows=10**9)  # the processor decides
+        processor = EmbeddedProcessor(
+            self.log, self.engine, batch_size=self.batch_size, sink=sink
+        )
+        if self.flush_rows is not None:
+            processor.flush_rows = self.flush_rows
+        report = processor.run(clock, progress)
+        if project and (report.counts.received or report.records):
+            self._keep_erased()
+            if report.counts.received + sum(report.records.values()) >= self.compact_after_rows:
+                self.warehouse.compact()
+        return report
+
+    def pending_projection(self) -> tuple[int, int]:
+        """Processed rows not yet in the warehouse: (events, lifecycle records)."""
+        return (
+            self.log.checkpoint(PROCESSOR_CONSUMER) - self.log.checkpoint(EVENTS_CONSUMER),
+            self.log.end_seq() - self.log.checkpoint(LIFECYCLE_CONSUMER),
+        )
+
+    def project(self, progress: Progress | None = None) -> ProjectReport:
+        """Bring the warehouse up to the processor: processed events, then lifecycle records.
+
+        Events past the processor's checkpoint wait: the processor projects
+        them inline, in the same commit that processes them.
+        """
+        report = ProjectReport()
+        sink = WarehouseSink(self.warehouse, max_rows=self.batch_size * 4)
+        processed = self.log.checkpoint(PROCESSOR_CONSUMER)
+        report.events = self._project_stream(
+            EVENTS_CONSUMER, self.log.read_events, sink.add_event, "offset", sink, progress,
+            until=processed,
+        )
+        report.lifecycle = self._project_stream(
+            LIFECYCLE_CONSUMER, self.log.read_lifecycle, sink.add_lifecycle, "seq", sink,
+            progress, until=self.log.end_seq(),
+        )
+        if report.events or report.lifecycle:
+            self._keep_erased()
+        if report.events + report.lifecycle >= self.compact_after_rows:
+            self.warehouse.compact()  # a catch-up or rebuild leaves the tables in parts
+        return report
+
+    def _project_stream(
+        self,
+        consumer: str,
+        read: Callable[[int, int], list[Any]],
+        add: Callable[[dict[str, Any]], None],
+        position_field: str,
+        sink: WarehouseSink,
+        progress: Progress | None,
+        until: int,
+    ) -> int:
+        position = self.log.checkpoint(consumer)
+        moved = 0
+        while position < until and (entries := read(position, self.batch_size)):
+            entries = [entry for entry in entries if entry.position <= until]
+            for entry in entries:
+                row = orjson.loads(entry.body)
+                row[position_field] = entry.position
+                add(row)
+            sink.flush()  # raises on failure: the checkpoint below is not moved
+            position = entries[-1].position
+            with self.log.transaction():
+                self.log.set_checkpoint(consumer, position)
+            moved += len(entries)
+            if progress:
+                progress(len(entries))
+        return moved
+
+    def rebuild(self, progress: Progress | None = None) -> ProjectReport:
+        """Drop every projection and rebuild it from the log."""
+        self.warehouse.reset()
+        with self.log.transaction():
+            self.log.set_checkpoint(EVENTS_CONSUMER, 0)
+            self.log.set_checkpoint(LIFECYCLE_CONSUMER, 0)
+        return self.project(progress)
+
+    def erase(self, household_id: str) -> dict[str, Any]:
+        """Erase a household (crypto-shredding); returns what was done.
+
+        * the log: its data key is deleted, so every sealed personal field of
+          its events reads "[erased]" from now on; an erasure marker makes later
+          events of the household drop their personal fields on append (they
+          are still kept and processed: warnings must not be lost); its dead
+          letters' input is replaced by "[erased]";
+        * the warehouse: its directory row is deleted, so ledgers show
+          ``erased:<household_key>`` and every count stays; the marker makes
+          ``project``/``process``/``rebuild`` delete the row again whenever
+          new rows of the household reach the warehouse.
+        """
+        done = self.log.erase_household(household_id)
+        self.warehouse.erase_household(household_id)
+        done["ledger_label"] = erased_label(
+            household_key(self.log.secret(PSEUDONYM_SECRET), household_id)
+        )
+        return done
+
+    def _keep_erased(self) -> None:
+        """Delete again the directory rows of erased households (projection re-writes them)."""
+        for household_id in self.log.erased_households():
+            self.warehouse.erase_household(household_id)
+
+    def wipe(self) -> None:
+        """Delete the whole home (used by ``jiahe demo`` on its own demo home only)."""
+        self.close()
+        shutil.rmtree(self.home)

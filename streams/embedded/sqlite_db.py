@@ -1,0 +1,218 @@
+"""The one SQLite file behind the embedded log: schema, connection, transactions, tuning.
+
+Every SQLite adapter of ``streams.embedded`` (events, lifecycle, state,
+checkpoints, dead letters, keys) works on the connection opened here, so a
+single :func:`transaction` spans all of them: the processor's effects and its
+checkpoint commit together. The schema is the on-disk format of existing homes;
+tables are only ever added (``CREATE TABLE IF NOT EXISTS``) or migrated in place.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: SQLite page cache per connection (``PRAGMA cache_size``), in MiB.
+PAGE_CACHE_MIB = 128
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    -- no AUTOINCREMENT: an ignored duplicate must not leave a gap; rows are never deleted
+    position     INTEGER PRIMARY KEY,
+    event_id     TEXT NOT NULL UNIQUE,
+    household_id TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    body         BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    stage        TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    event_id     TEXT,
+    household_id TEXT,
+    body         BLOB NOT NULL,
+    received_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lifecycle (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- NULL for a district-level record (rules.surge): it has no household
+    household_id TEXT,
+    warning_id   TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    body         BLOB NOT NULL,
+    -- hash chain (privacy/audit.py): hash = sha256(prev_hash || canonical record)
+    prev_hash    TEXT,
+    hash         TEXT
+);
+CREATE TABLE IF NOT EXISTS household_state (
+    household_id TEXT PRIMARY KEY,
+    state        BLOB NOT NULL,
+    next_due     INTEGER
+);
+CREATE INDEX IF NOT EXISTS household_state_next_due ON household_state(next_due)
+    WHERE next_due IS NOT NULL;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    consumer TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+-- one data key per household, wrapped (AES-GCM) under master.key (privacy/crypto.py)
+CREATE TABLE IF NOT EXISTS household_keys (
+    household_id TEXT PRIMARY KEY,
+    kid          TEXT NOT NULL UNIQUE,
+    wrapped      BLOB NOT NULL,
+    master_id    TEXT NOT NULL
+);
+-- crypto-shredded households: their key is gone, later personal fields are dropped
+CREATE TABLE IF NOT EXISTS erased_households (
+    household_id TEXT PRIMARY KEY,
+    erased_at    TEXT NOT NULL
+);
+-- sealed fields that could not be opened (tampered or corrupted): never the text
+CREATE TABLE IF NOT EXISTS crypto_problems (
+    event_id     TEXT NOT NULL,
+    field        TEXT NOT NULL,
+    household_id TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    found_at     TEXT NOT NULL,
+    PRIMARY KEY (event_id, field)
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) the log file: WAL, full fsync per commit, schema up to date.
+
+    ``isolation_level=None``: transactions are explicit (:func:`transaction`), so
+    a read outside one never holds a lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_MIB * 1024}")
+    db.executescript(SCHEMA)
+    _lifecycle_household_nullable(db)
+    return db
+
+
+def _lifecycle_household_nullable(db: sqlite3.Connection) -> None:
+    """Logs made before district-level (surge) records said household_id NOT NULL: rebuild once.
+
+    SQLite cannot drop a NOT NULL in place; the rows move unchanged (same seq,
+    body and hash chain) into the table ``SCHEMA`` now creates.
+    """
+
+    def strict() -> bool:
+        columns = db.execute("PRAGMA table_info(lifecycle)").fetchall()
+        return any(name == "household_id" and notnull for _, name, _, notnull, *_ in columns)
+
+    if not strict():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if strict():  # another process may have migrated while this one waited
+            db.execute("ALTER TABLE lifecycle RENAME TO lifecycle_strict_household")
+            ddl = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS lifecycle") :]
+            db.execute(ddl[: ddl.index(");") + 2])
+            db.execute("INSERT INTO lifecycle SELECT * FROM lifecycle_strict_household")
+            db.execute("DROP TABLE lifecycle_strict_household")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One atomic unit: everything written inside commits together or not at all.
+
+    ``BEGIN IMMEDIATE`` takes the write lock up front, so reads inside see the
+    current state and the commit cannot fail on a lock upgrade.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+@contextmanager
+def joined_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """The caller's open transaction if there is one, else a transaction of its own."""
+    if db.in_transaction:
+        yield db
+    else:
+        with transaction(db):
+            yield db
+
+
+@contextmanager
+def shredding(db: sqlite3.Connection) -> Iterator[list[bool]]:
+    """For deleting secrets: freed pages are zeroed, and the WAL is truncated afterwards.
+
+    Yields a list that receives one flag once the block is done: True if the WAL
+    checkpoint completed (False while another connection holds the WAL, so old
+    frames may survive until it closes).
+    """
+    db.execute("PRAGMA secure_delete=ON")
+    done: list[bool] = []
+    try:
+        yield done
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        done.append(busy == 0)
+    finally:
+        db.execute("PRAGMA secure_delete=OFF")
+
+
+def secret(db: sqlite3.Connection, key: str) -> bytes:
+    """A random secret created once per home (e.g. the pseudonym key), kept in ``meta``."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row:
+        return bytes(row[0])
+    value = secrets.token_bytes(32)
+    db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+    return bytes(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+
+@contextmanager
+def page_cache(db: sqlite3.Connection, mib: int) -> Iterator[None]:
+    """Bound SQLite's page cache to ``mib`` MiB for the duration, then restore it.
+
+    For a caller that shares the process with a bigger user of memory (the
+    processor projecting into chdb inline): pages dropped from this cache
+    are re-read from the OS page cache, not from disk.
+    """
+    previous = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size=-{mib * 1024}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size={int(previous)}")
+
+
+@contextmanager
+def relaxed_sync(db: sqlite3.Connection) -> Iterator[None]:
+    """For derived effects only (processing, projection): no fsync per commit.
+
+    Everything they write is re-derivable from the log, and WAL mode keeps
+    the file consistent after a crash; accepted input (``publish``) is
+    always committed with a full fsync.
+    """
+    db.execute("PRAGMA synchronous=NORMAL")
+    # Fewer, larger WAL checkpoints: state rows are rewritten batch after batch.
+    db.execute("PRAGMA wal_autocheckpoint=20000")
+    try:
+        yield
+    finally:
+        db.execute("PRAGMA wal_autocheckpoint=1000")
+        db.execute("PRAGMA synchronous=FULL")
