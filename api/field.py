@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field
+
+from api.static_pages import page_headers, static_page_router
 
 STATIC = Path(__file__).resolve().parent / "field"
 _JS = "text/javascript; charset=utf-8"
@@ -35,39 +35,10 @@ ASSETS = {
     "icon-192.png": "image/png",
     "icon-512.png": "image/png",
 }
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; manifest-src 'self'; worker-src 'self'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    # revalidated on every load that reaches the network: the service worker keeps the copy
-    # that works offline, and a new version reaches devices at their next online load
-    "Cache-Control": "no-cache",
-}
+#: The workspace's policy plus the manifest and the service worker, both same-origin.
+HEADERS = page_headers("manifest-src 'self'; worker-src 'self'")
 
-router = APIRouter(include_in_schema=False)
-
-
-@router.get("/field")
-def field_no_slash() -> RedirectResponse:
-    return RedirectResponse("/field/", status_code=307)
-
-
-@router.get("/field/")
-def field() -> FileResponse:
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
-                        headers=HEADERS)
-
-
-@router.get("/field/{name}")
-def asset(name: str) -> FileResponse:
-    if name not in ASSETS:  # a fixed list: no path from the URL ever reaches the filesystem
-        raise HTTPException(404, "not found")
-    return FileResponse(STATIC / name, media_type=ASSETS[name], headers=HEADERS)
+router = static_page_router("field", STATIC, ASSETS, HEADERS)
 
 
 # -- GET /v1/worklist -----------------------------------------------------------------

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
+
+from api.static_pages import page_headers, static_page_router
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {
@@ -25,37 +26,11 @@ ASSETS = {
     "i18n.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+HEADERS = page_headers()
 
-router = APIRouter(include_in_schema=False)
+router = static_page_router("workspace", STATIC, ASSETS, HEADERS)
 
 
-@router.get("/")
+@router.get("/", include_in_schema=False)
 def root() -> RedirectResponse:
     return RedirectResponse("/workspace/", status_code=307)
-
-
-@router.get("/workspace")
-def workspace_no_slash() -> RedirectResponse:
-    return RedirectResponse("/workspace/", status_code=307)
-
-
-@router.get("/workspace/")
-def workspace() -> FileResponse:
-    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
-                        headers=HEADERS)
-
-
-@router.get("/workspace/{name}")
-def asset(name: str) -> FileResponse:
-    if name not in ASSETS:  # a fixed list: no path from the URL ever reaches the filesystem
-        raise HTTPException(404, "not found")
-    return FileResponse(STATIC / name, media_type=ASSETS[name], headers=HEADERS)
