@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: setup
 	$(VENV)/bin/jiahe demo
 
-# Browser tests need Debian's chromium (+ a CJK font for legible screenshots).
+# Browser tests need Debian's chromium (+ a CJK font for legible screenshots); the codec
+# tests publish with Debian's kcat (librdkafka), a client independent of the project.
 system-deps:
 	@command -v java >/dev/null || { echo "Java 17+ is required (Kafka broker)" >&2; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is required (Kafka broker jars)" >&2; exit 1; }
@@ -28,10 +29,14 @@ system-deps:
 	  echo "installing chromium with apt-get (browser tests)"; \
 	  apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 || \
 	  { apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-wqy-microhei >/dev/null; }; }
+	@command -v kcat >/dev/null || { \
+	  echo "installing kcat with apt-get (Kafka codec tests)"; \
+	  apt-get install -y -q kcat >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null; }; }
 
-# A missing browser fails the web tests instead of skipping them.
+# A missing browser or kcat fails their tests instead of skipping them.
 test: setup system-deps
-	JIAHE_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+	JIAHE_REQUIRE_BROWSER=1 JIAHE_REQUIRE_KCAT=1 $(PY) -m pytest -q
 
 # ruff; the layer contracts (pyproject.toml [tool.importlinter]); types.
 lint: setup

@@ -9,6 +9,13 @@ towards a receiver that answers 2xx. Failed POSTs are retried with
 exponential backoff and dead-lettered after ``max_attempts``. The same rows
 feed the e-mail channel (``alerts.channels.email``) and, on the Kafka runtime, the
 district topics (``alerts.channels.kafka``).
+
+Referral records (``referral.sent|accepted|declined|closed``) are not warnings:
+they go only to the subscriptions of the agency they are addressed to whose org
+unit covers the household's owner (``Subscription.takes_referral``), are never
+silenced or grouped, and a chair's subscription never gets them. Records of
+neither kind are passed over. Break-glass notices are enqueued by
+``alerts.notices`` and dispatched by this same loop.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import orjson
 
 from alerts.channels.email import SmtpError, SmtpSender, address_of, render_group
 from alerts.channels.kafka import AlertTopics
+from alerts.notices import is_warning_body, referral_body
 from alerts.routing import (
     SILENCED,
     Grouping,
@@ -36,7 +44,7 @@ from alerts.routing import (
     group_key,
     silenced_by,
 )
-from alerts.subscriptions import PendingDelivery, SubscriptionStore
+from alerts.subscriptions import PendingDelivery, Subscription, SubscriptionStore
 from events.instants import now_micros
 from events.orgunits import district_of
 from rules.transitions import transition_of
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
     from streams.kafka.settings import KafkaSettings
 
 CHECKPOINT = "alerts.webhook"
+REFERRAL_PREFIX = "referral."
 SIGNATURE_HEADER = "X-Jiahe-Signature"
 MAX_BACKOFF_S = 3600.0
 #: 14 attempts from 1 s, doubling: the last one comes ~2 h 16 min after the first, so a
@@ -145,6 +154,11 @@ class DeliveryWorker:
             silences = self.silences.active(now_micros())
             for entry in entries:
                 record = orjson.loads(entry.body)
+                if str(record.get("type", "")).startswith(REFERRAL_PREFIX):
+                    added += self._enqueue_referral(record, subscriptions)
+                    continue
+                if record.get("warning_id") is None:  # neither a warning's nor a referral's
+                    continue
                 raised = self._warning(record)
                 if raised is None:
                     continue
@@ -165,6 +179,20 @@ class DeliveryWorker:
             position = entries[-1].position
             with self.log.transaction():
                 self.log.set_checkpoint(CHECKPOINT, position)
+        return added
+
+    def _enqueue_referral(self, record: dict[str, Any],
+                          subscriptions: list[Subscription]) -> int:
+        """A referral record to the addressed agency's subscriptions that cover the household
+        (its owner now); straight into the outbox: never silenced, never grouped."""
+        owner = self.log.owner_of(str(record["household_id"]))
+        added = 0
+        for sub in subscriptions:
+            if sub.takes_referral(str(record["agency"]), owner):
+                assert owner is not None
+                added += self.store.enqueue(sub.id, str(record["referral_id"]),
+                                            str(record["type"]),
+                                            referral_body(sub.id, record, owner))
         return added
 
     def enqueue_repeats(self, now: int | None = None) -> int:
@@ -201,6 +229,9 @@ class DeliveryWorker:
             if self.grouping is not None:
                 groups: dict[tuple[str, str, str], list[PendingDelivery]] = {}
                 for delivery in due:
+                    if not is_warning_body(delivery.body):  # referrals, notices: one by one
+                        sent += self._attempt(delivery)
+                        continue
                     groups.setdefault(group_key(delivery.subscription_id, delivery.body),
                                       []).append(delivery)
                 for key, members in groups.items():

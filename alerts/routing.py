@@ -145,7 +145,7 @@ class SilenceStore:
 def silenced_by(silences: list[Silence], warning: dict[str, Any],
                 transition: str) -> Silence | None:
     """The first active silence holding this alert back, if any (never a resolution)."""
-    if transition in NEVER_SILENCED:
+    if transition.split("#", 1)[0] in NEVER_SILENCED:  # "#n": after the n-th reopening
         return None
     return next((s for s in silences if s.matches(warning)), None)
 

@@ -5,6 +5,12 @@ is ever attempted: the key is unique, so re-reading lifecycle records after a
 crash re-enqueues nothing already known and a delivered alert is never sent
 twice. The body is stored with the row so every retry sends (and signs) the
 same bytes.
+
+A subscription with an ``agency`` belongs to a partner agency (police, court …):
+it receives the referral lifecycle records addressed to that agency for
+households in its org unit (``takes_referral``), and never a warning. Break-glass
+notices (``alerts.notices``) go to chairs' subscriptions. Both use the same
+outbox: the ``warning_id`` column then holds the referral id or the grant id.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     channel    TEXT NOT NULL,
     url        TEXT NOT NULL,
     secret     TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    agency     TEXT
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,10 +83,12 @@ class Subscription:
     channel: str
     url: str
     secret: str
+    #: a partner agency's subscription: its referral records only (None: a chair's alerts).
+    agency: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What the API shows: never the secret."""
-        return {
+        shown = {
             "id": self.id, "owner": self.owner, "org_unit": self.org_unit,
             "min_level": self.min_level,
             "rule_ids": list(self.rule_ids) if self.rule_ids is not None else None,
@@ -87,6 +96,9 @@ class Subscription:
             # e-mail (alerts.channels.email): the address is kept in ``url`` as mailto:ADDRESS
             **self._target(),
         }
+        if self.agency is not None:
+            shown["agency"] = self.agency
+        return shown
 
     def _target(self) -> dict[str, str]:
         if self.channel == "email":
@@ -96,12 +108,21 @@ class Subscription:
         return {"url": self.url}
 
     def matches(self, warning: dict[str, Any]) -> bool:
-        """Scope = the org unit and everything under it; level ≥ min; rule filter if any."""
-        if not is_within(warning["org_unit"], self.org_unit):
+        """Scope = the org unit and everything under it; level ≥ min; rule filter if any.
+
+        A partner agency's subscription matches no warning, ever."""
+        if self.agency is not None or not is_within(warning["org_unit"], self.org_unit):
             return False
         if LEVELS.index(warning["level"]) < LEVELS.index(self.min_level):
             return False
         return self.rule_ids is None or warning["rule_id"] in self.rule_ids
+
+    def takes_referral(self, agency: str, owner: str | None) -> bool:
+        """A referral record addressed to ``agency`` about a household owned by ``owner``:
+        only the agency's own subscriptions whose org unit covers the household (never
+        a Kafka one: the district topics carry warnings)."""
+        return (self.agency is not None and self.agency == agency and owner is not None
+                and self.channel != "kafka" and is_within(owner, self.org_unit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +146,9 @@ class SubscriptionStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(subscriptions)")}
+        if "agency" not in columns:  # a store from before partner agencies
+            self.db.execute("ALTER TABLE subscriptions ADD COLUMN agency TEXT")
         self._lock = threading.Lock()
 
     @classmethod
@@ -137,30 +161,32 @@ class SubscriptionStore:
     # -- subscriptions --------------------------------------------------------
 
     def create(self, owner: str, org_unit: str, min_level: str, rule_ids: list[str] | None,
-               url: str, secret: str, channel: str = "webhook") -> Subscription:
+               url: str, secret: str, channel: str = "webhook",
+               agency: str | None = None) -> Subscription:
+        """``agency``: a partner agency's subscription (its referral records only)."""
         sub = Subscription(str(uuid.uuid4()), owner, org_unit, min_level,
                            tuple(rule_ids) if rule_ids is not None else None, channel, url,
-                           secret)
+                           secret, agency)
         with self._lock:
             self.db.execute(
                 "INSERT INTO subscriptions(id, owner, org_unit, min_level, rule_ids, channel, "
-                "url, secret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "url, secret, created_at, agency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sub.id, owner, org_unit, min_level,
                  orjson.dumps(rule_ids).decode() if rule_ids is not None else None,
-                 channel, url, secret, format_instant(now_micros())),
+                 channel, url, secret, format_instant(now_micros()), agency),
             )
         return sub
 
     def all(self) -> list[Subscription]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, owner, org_unit, min_level, rule_ids, channel, url, secret "
+                "SELECT id, owner, org_unit, min_level, rule_ids, channel, url, secret, agency "
                 "FROM subscriptions ORDER BY created_at, id"
             ).fetchall()
         return [
             Subscription(r[0], r[1], r[2], r[3],
                          tuple(orjson.loads(r[4])) if r[4] is not None else None,
-                         r[5], r[6], r[7])
+                         r[5], r[6], r[7], r[8])
             for r in rows
         ]
 
@@ -228,14 +254,13 @@ class SubscriptionStore:
                     ("dead" if dead else "pending", attempts, next_attempt_us, error,
                      delivery.id),
                 )
-                if dead:
-                    sub_id, warning_id, transition = delivery.key.split(":", 2)
+                if dead:  # from the row: a referral id may contain the key's separator
                     self.db.execute(
                         "INSERT OR IGNORE INTO dead_letters(delivery_id, subscription_id, "
                         "warning_id, transition, attempts, last_error, at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (delivery.id, sub_id, warning_id, transition, attempts, error,
-                         format_instant(now_micros())),
+                        "SELECT id, subscription_id, warning_id, transition, ?, ?, ? "
+                        "FROM deliveries WHERE id = ?",
+                        (attempts, error, format_instant(now_micros()), delivery.id),
                     )
             except BaseException:
                 self.db.execute("ROLLBACK")

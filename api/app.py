@@ -3,9 +3,11 @@
 Endpoints (all need ``Authorization: Bearer``): ingest, the alert inbox with
 acknowledge/resolve (appended as ``warning.*`` events, never table updates),
 a server-sent-events stream of the inbox, the ledgers, KPIs, and webhook
-subscriptions. See ``api.auth`` for the role/scope rules and ``app.services``
-for why processing is inline. A note sent to ``acknowledge`` is accepted but
-not kept: the catalog's ``warning.acknowledged`` has no note field.
+subscriptions; the work after an alert (assess, reopen, history, consent:
+``api.after_alert``) and referrals to partner agencies (``api.referrals``). See
+``api.auth`` for the role/scope rules and ``app.services`` for why processing is
+inline. A note sent to ``acknowledge`` is accepted but not kept: the catalog's
+``warning.acknowledged`` has no note field.
 
 The services come from ``app.bootstrap_api.bootstrap_api``, on either runtime. On the
 Kafka runtime (``app.kafka_mode``) actions on warnings answer 202 with the event_id
@@ -25,22 +27,27 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
-from access.users import User
+from access.users import PARTNER, User
 from alerts.channels.email import MAILTO
 from alerts.channels.kafka import KAFKA_URL
+from alerts.subscriptions import Subscription
 from api import stream
+from api.after_alert import after_alert_router
 from api.auth import (
     INGEST_ROLES,
     KPI_ROLES,
     ROW_ROLES,
+    SUBSCRIBE_ROLES,
     bearer_user,
     district_filter,
     in_scope,
     org_unit_in_scope,
     require,
 )
+from api.break_glass import break_glass_router
 from api.field import Worklist
 from api.field import router as field_router
+from api.referrals import referral_router
 from api.silences import silence_router
 from api.stream import open_log, start_position
 from api.web import router as workspace_router
@@ -64,11 +71,12 @@ MAX_PAGE = 1_000
 ASSIGN_ROLES = ("cadre", "chair", "city_admin")
 Status = Literal["open", "acknowledged", "resolved"]
 WarningLevel = Literal["yellow", "orange", "red"]
-LedgerName = Literal["warnings", "households", "guardianship", "coverage"]
+LedgerName = Literal["warnings", "households", "guardianship", "coverage", "referrals"]
 
 IngestUser = Annotated[User, Depends(require(*INGEST_ROLES))]
 RowUser = Annotated[User, Depends(require(*ROW_ROLES))]
 KpiUser = Annotated[User, Depends(require(*KPI_ROLES))]
+SubscriberUser = Annotated[User, Depends(require(*SUBSCRIBE_ROLES))]
 AssignUser = Annotated[User, Depends(require(*ASSIGN_ROLES))]
 
 
@@ -366,10 +374,20 @@ def create_app(services: Services) -> FastAPI:
         services.users.audit(user, "kpis", {"as_of": as_of}, 0)
         return result
 
+    def _sees(user: User, sub: Subscription) -> bool:
+        """A partner sees only its own subscriptions (a chair's deliveries are warnings);
+        chairs and city admins every subscription in their scope."""
+        if user.role == PARTNER:
+            return sub.owner == user.name
+        return in_scope(user, sub.org_unit)
+
     @app.post("/v1/subscriptions", status_code=201, tags=["subscriptions"])
-    def subscribe(sub: SubscriptionIn, user: RowUser) -> dict[str, Any]:
-        """Webhook or e-mail for alerts in an org unit within the caller's scope."""
+    def subscribe(sub: SubscriptionIn, user: SubscriberUser) -> dict[str, Any]:
+        """Webhook or e-mail for alerts in an org unit within the caller's scope (a
+        partner: for the referral records addressed to its agency there)."""
         org_unit_in_scope(user, sub.org_unit)
+        if user.role == PARTNER and sub.channel == "kafka":  # district topics carry warnings
+            raise HTTPException(422, "channel: a partner subscribes by webhook or email")
         if sub.channel == "kafka" and services.kafka is None:
             raise HTTPException(422, "channel: kafka needs the Kafka runtime "
                                      "(jiahe api --bootstrap HOST:PORT)")
@@ -377,30 +395,31 @@ def create_app(services: Services) -> FastAPI:
             sub.url or "", sub.secret or "")
         if sub.channel == "kafka" and services.kafka is not None:
             url = KAFKA_URL + services.kafka.topic_prefix
-        created = services.subscriptions.create(user.name, sub.org_unit, sub.min_level,
-                                                sub.rule_ids, url, secret, sub.channel)
+        created = services.subscriptions.create(
+            user.name, sub.org_unit, sub.min_level, sub.rule_ids, url, secret, sub.channel,
+            agency=user.agency if user.role == PARTNER else None)
         return created.public()
 
     @app.get("/v1/subscriptions", tags=["subscriptions"])
-    def subscriptions(user: RowUser) -> dict[str, Any]:
-        subs = [s.public() for s in services.subscriptions.all() if in_scope(user, s.org_unit)]
+    def subscriptions(user: SubscriberUser) -> dict[str, Any]:
+        subs = [s.public() for s in services.subscriptions.all() if _sees(user, s)]
         return {"count": len(subs), "subscriptions": subs}
 
     @app.delete("/v1/subscriptions/{sub_id}", status_code=204, tags=["subscriptions"])
-    def unsubscribe(sub_id: str, user: RowUser) -> Response:
+    def unsubscribe(sub_id: str, user: SubscriberUser) -> Response:
         sub = services.subscriptions.get(sub_id)
-        if sub is None or not in_scope(user, sub.org_unit):
+        if sub is None or not _sees(user, sub):
             raise HTTPException(404, "no such subscription")
         services.subscriptions.delete(sub_id)
         return Response(status_code=204)
 
     def _own_subscription(sub_id: str, user: User) -> None:
         sub = services.subscriptions.get(sub_id)
-        if sub is None or not in_scope(user, sub.org_unit):
+        if sub is None or not _sees(user, sub):
             raise HTTPException(404, "no such subscription")
 
     @app.get("/v1/subscriptions/{sub_id}/dead-letters", tags=["subscriptions"])
-    def dead_letters(sub_id: str, user: RowUser) -> dict[str, Any]:
+    def dead_letters(sub_id: str, user: SubscriberUser) -> dict[str, Any]:
         """Alerts this subscription could not deliver after every attempt, with the error."""
         _own_subscription(sub_id, user)
         letters = services.subscriptions.dead_letters(sub_id)
@@ -409,7 +428,7 @@ def create_app(services: Services) -> FastAPI:
         return {"count": len(letters), "dead_letters": letters}
 
     @app.post("/v1/subscriptions/{sub_id}/redeliver", tags=["subscriptions"])
-    def redeliver(sub_id: str, user: RowUser) -> dict[str, Any]:
+    def redeliver(sub_id: str, user: SubscriberUser) -> dict[str, Any]:
         """Queue the dead-lettered alerts again (e.g. once the receiver is fixed)."""
         _own_subscription(sub_id, user)
         requeued = services.subscriptions.redeliver(sub_id)
@@ -417,6 +436,9 @@ def create_app(services: Services) -> FastAPI:
         return {"requeued": requeued}
 
     app.include_router(silence_router(services))
+    app.include_router(after_alert_router(services))
+    app.include_router(referral_router(services))
+    app.include_router(break_glass_router(services))
     app.include_router(workspace_router)  # the chairs' workspace page: /, /workspace/
     app.include_router(field_router)  # the cadres' field app: /field/
     return app

@@ -22,6 +22,12 @@ _bearer = HTTPBearer(auto_error=False, description="A token printed by `jiahe us
 INGEST_ROLES = ("cadre", "chair", "city_admin")
 ROW_ROLES = ("chair", "city_admin")  # alert rows, ledgers, acting on warnings, subscriptions
 KPI_ROLES = ("analyst", "chair", "city_admin")
+#: another agency's users: they answer referrals addressed to their agency, nothing else
+PARTNER_ROLES = ("partner",)
+#: who may read referrals (a partner: its agency's, unsealed note included)
+REFERRAL_READ_ROLES = (*ROW_ROLES, *PARTNER_ROLES)
+#: who may subscribe (a partner: to the referral records addressed to its agency)
+SUBSCRIBE_ROLES = (*ROW_ROLES, *PARTNER_ROLES)
 
 
 def bearer_user(request: Request) -> User | None:

@@ -71,7 +71,11 @@ async def alert_stream(db: sqlite3.Connection, request: Request, user: User, pos
 
 def _raise_of(db: sqlite3.Connection, cache: dict[str, dict[str, Any]],
               record: dict[str, Any]) -> dict[str, Any] | None:
-    warning_id = record["warning_id"]
+    """The ``warning.raised`` record of the warning ``record`` is about; None for a
+    record about no warning (a referral's answer, a referral sent without one)."""
+    warning_id = record.get("warning_id")
+    if not warning_id:
+        return None
     if record["type"] == "warning.raised":
         cache[warning_id] = record
     elif warning_id not in cache:

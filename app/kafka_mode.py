@@ -342,6 +342,8 @@ class KafkaPublishing:
         self.mirror = mirror
         self.unmirrored = UnmirroredOwners(mirror.runtime.log, mirror.lock)
         self.owners: OwnerDirectory = self.unmirrored
+        #: the mirrored events carry fields sealed by this home's Kafka key store
+        self.keyring: KafkaKeyring = writer.keyring
         mirror.on_mirrored = self.unmirrored.mirrored
         self.unmirrored.load(writer.publisher.outbox.path)
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from access.break_glass import BreakGlass
 from access.users import User, UserStore
 from alerts.delivery import DeliveryWorker
 from alerts.subscriptions import SubscriptionStore
@@ -36,9 +37,10 @@ from events.codec import Decoded, Rejected, decode_object
 from events.errors import JiaheError
 from events.instants import MICROS_PER_DAY, format_instant, now_micros, parse_instant
 from events.orgunits import Level, district_of, is_within, level_of
-from projections import kpis, ledgers
+from privacy.crypto import Keyring
+from projections import kpis, ledgers, timeliness
 from projections.ledger_common import GUARDIANSHIP_FOLLOWUP_MICROS
-from rules.ownership import REFUSALS, Admission, Standing
+from rules.ownership import REFUSALS, Admission, Standing, covers
 from streams.clock import WallClock
 from streams.embedded.runtime import EmbeddedRuntime
 from streams.kafka.settings import KafkaSettings
@@ -52,6 +54,7 @@ LEDGERS = {
     "households": ledgers.household_ledger,
     "guardianship": ledgers.guardianship_ledger,
     "coverage": ledgers.coverage_ledger,
+    "referrals": ledgers.referral_ledger,
 }
 #: The column that places a ledger's row in the org-unit tree (scoping); org_unit
 #: unless named here (coverage rows are communities: the owners of its households).
@@ -59,7 +62,14 @@ LEDGER_UNIT = {"coverage": "community"}
 #: Rejection reasons that mean "not yours to write": the ingest face answers them 403.
 FORBIDDEN = REFUSALS
 COMMANDS = ("type: warning commands go through "
-            "/v1/alerts/{warning_id}/acknowledge|resolve|assign")
+            "/v1/alerts/{warning_id}/acknowledge|resolve|assign|assess|reopen")
+#: Event types only the faces that check their role may append (not ``POST /v1/events``):
+#: a referral's answer is a partner's, consent and referrals a chair's.
+COMMAND_ROUTES = {
+    "referral.": "type: referrals go through /v1/referrals (send) and "
+                 "/v1/referrals/{referral_id}/accept|decline|close",
+    "consent.": "type: consent goes through /v1/households/{household_id}/consent",
+}
 #: the work list shows registered households whose next visit falls due within this.
 WORKLIST_HORIZON_DAYS = 7
 #: the most rows of each work-list section (a cadre's list is a day's work, not a ledger).
@@ -70,6 +80,10 @@ class OwnershipRefused(JiaheError, PermissionError):
     """A write about a household the caller's scope does not cover (answered 403)."""
 
 
+class CommandInvalid(JiaheError, ValueError):
+    """A command the catalog rejects as built from a request's body (answered 422)."""
+
+
 class IngestPath(Protocol):
     """Where screened input goes, and what keeps the home's log and warehouse current."""
 
@@ -78,6 +92,11 @@ class IngestPath(Protocol):
     #: Each household's owner as this path knows it, for the ingest guard; called
     #: without the services lock (it takes the lock itself where it needs it).
     owners: OwnerDirectory
+    @property
+    def keyring(self) -> Keyring:
+        """Opens the personal fields of the events this path appended (a partner's view
+        of a referral's note); used under the services lock."""
+        ...
 
     def start(self) -> None:
         """Start whatever runs beside the requests."""
@@ -125,6 +144,7 @@ class InlineProcessing:
         self.on_new = on_new
         #: kept by the log in the transaction of each append, in log order
         self.owners: OwnerDirectory = LockedOwners(runtime.log, lock)
+        self.keyring: Keyring = runtime.log.keyring
 
     def start(self) -> None:
         pass
@@ -168,6 +188,8 @@ class Services:
         #: shared with the ingest path: every use of the runtime holds it.
         self.lock = lock
         self.users = users
+        #: break-glass grants (access.break_glass): reads of one household outside scope
+        self.grants = BreakGlass.of(users)
         self.subscriptions = subscriptions
         self.worker = worker
         self.tick_s = tick_s
@@ -214,6 +236,10 @@ class Services:
             return item
         if item.event.type.startswith("warning."):
             return Rejected(COMMANDS, orjson.dumps(item.raw), item.event_id, item.household_id)
+        for prefix, reason in COMMAND_ROUTES.items():
+            if item.event.type.startswith(prefix):
+                return Rejected(reason, orjson.dumps(item.raw), item.event_id,
+                                item.household_id)
         return item  # scope is the guard's to judge, by the household's owner (_guard)
 
     def _guard(self, items: Sequence[Decoded | Rejected], user: User
@@ -301,6 +327,129 @@ class Services:
             return None
         return row
 
+    # -- households: who may read them, commands about them -----------------------
+
+    def owner_of(self, household_id: str) -> str | None:
+        """The household's current owner as the ingest guard sees it (None: never seen)."""
+        return self.ingest_path.owners.owner_of(household_id)
+
+    def may_read_household(self, user: User, household_id: str, action: str) -> bool:
+        """Whether ``user`` may read (and command) anything about the household: its
+        current owner lies in the caller's scope (DESIGN "Ingest").
+
+        Every household-keyed read and command of the faces asks here, with ``action``
+        naming the endpoint (``alerts.history``, ``referrals.send``, ``consent.read`` …),
+        so that one place decides, and one place may widen it (a time-limited grant
+        outside the scope, audited with its reason).
+
+        Outside the scope, a live break-glass grant of the caller on the household
+        opens a *read* (``access.break_glass.is_read``), audited with the grant's reason.
+        """
+        owner = self.owner_of(household_id)
+        if owner is None:
+            return False
+        if covers(user.org_unit, owner):
+            return True
+        return self.grants.read(self.users, user, household_id, action, now_micros()) is not None
+
+    def visible(self, user: User, rows: list[Row], action: str, unit: str = "org_unit"
+                ) -> list[Row]:
+        """The rows of a list read that ``user`` may see: ``row[unit]`` within her scope
+        (the one place a list read is scoped by household, beside ``may_read_household``);
+        outside it, rows of a household the caller holds a live break-glass grant on
+        (each such household's read audited once with the grant's reason)."""
+        now = now_micros()
+        grants = self.grants.live_households(user, now)
+        if not grants:
+            return [r for r in rows if is_within(r[unit], user.org_unit)]
+        out: list[Row] = []
+        opened: dict[str, bool] = {}
+        for r in rows:
+            household = r.get("household_id")
+            if is_within(r[unit], user.org_unit):
+                out.append(r)
+            elif household in grants:
+                if household not in opened:
+                    opened[household] = self.grants.read(
+                        self.users, user, household, action, now, grants[household]) is not None
+                if opened[household]:
+                    out.append(r)
+        return out
+
+    def warning_in_reach(self, user: User, warning_id: str, action: str) -> Row | None:
+        """The warning's row when the caller may see it: in her scope as the inbox shows
+        it (``find_warning``), or its household is one she may read."""
+        with self.lock:
+            self._fresh()
+            row = ledgers.warning_row(self.runtime.warehouse, warning_id)
+        if row is None:
+            return None
+        if is_within(row["org_unit"], user.org_unit):
+            return row
+        household = row["household_id"]
+        if household is not None and self.may_read_household(user, household, action):
+            return row
+        return None
+
+    def read(self, query: Callable[..., Any], *args: Any) -> Any:
+        """``query(warehouse, *args)`` on a warehouse brought up to date first."""
+        with self.lock:
+            self._fresh()
+            return query(self.runtime.warehouse, *args)
+
+    def command(self, user: User, event_type: str, household_id: str, data: Row) -> str:
+        """Append one command event about a household; returns its event_id.
+
+        Built here (a new uuid4, occurred_at now, ``org_unit`` the household's current
+        owner, ``actor`` the caller) and passed through the same ingest guard and path
+        as every event (processed inline when embedded; published on Kafka). Raises
+        :class:`OwnershipRefused` when the guard refuses (kept as a dead letter too), and
+        :class:`CommandInvalid` for a body the catalog rejects (the faces validate first).
+        """
+        owner = self.owner_of(household_id)
+        if owner is None:
+            raise OwnershipRefused("household_id: no such household")
+        event = {
+            "event_id": str(uuid.uuid4()), "type": event_type, "schema_version": 1,
+            "occurred_at": format_instant(now_micros()), "org_unit": owner,
+            "household_id": household_id, "actor": user.name, "data": data,
+        }
+        return self._append_command(user, event)
+
+    def _append_command(self, user: User, event: Row) -> str:
+        item = decode_object(event)
+        if isinstance(item, Rejected):
+            raise CommandInvalid(item.reason)
+        with self._ingest_lock:
+            [checked] = self._guard([item], user)
+            self._write([checked], user)  # a refusal is kept as a dead letter too
+        if isinstance(checked, Rejected):
+            raise OwnershipRefused(checked.reason)
+        return item.event_id
+
+    def events_of(self, household_ids: Sequence[str], event_type: str) -> list[Row]:
+        """The households' events of one type in log order, personal fields opened
+        (``[erased]`` after erasure, ``[unreadable]`` when tampered): for the few reads
+        that show free text to the one reader entitled to it.
+
+        One pass over the log per 500 households (the log has no index by household:
+        appends stay cheap, and this read is a partner's page of referrals)."""
+        wanted = sorted(set(household_ids))
+        needle = orjson.dumps(event_type)
+        out: list[Row] = []
+        with self._ingest_lock, self.lock:  # on Kafka the keyring is the writer's
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self.runtime.log.db.execute(
+                    f"SELECT body FROM events WHERE household_id IN ({marks}) "
+                    "AND instr(body, ?) > 0 ORDER BY position", (*chunk, needle)).fetchall()
+                for (body,) in rows:
+                    event = orjson.loads(body)
+                    if event.get("type") == event_type:
+                        out.append(self.ingest_path.keyring.open_event(event)[0])
+        return out
+
     def act(self, user: User, row: Row, kind: str, note: str | None,
             assignee: str | None = None) -> str:
         """Append a warning.acknowledged / resolved / assigned event (processed inline when
@@ -315,15 +464,7 @@ class Services:
             "occurred_at": format_instant(now_micros()), "org_unit": row["org_unit"],
             "household_id": row["household_id"], "actor": user.name, "data": data,
         }
-        item = decode_object(event)
-        if isinstance(item, Rejected):  # pragma: no cover - we built it ourselves
-            raise ValueError(item.reason)
-        with self._ingest_lock:
-            [checked] = self._guard([item], user)
-            self._write([checked], user)  # a refusal is kept as a dead letter too
-        if isinstance(checked, Rejected):
-            raise OwnershipRefused(checked.reason)
-        return item.event_id
+        return self._append_command(user, event)
 
     def assignees(self) -> dict[str, str]:
         """Each warning's current assignee: its latest ``warning.assigned`` lifecycle record."""
@@ -409,4 +550,6 @@ class Services:
         """Counts only, computed in the warehouse (``projections.kpis``), scoped by org unit."""
         with self.lock:
             self._fresh()
-            return kpis.kpis(self.runtime.warehouse, user.org_unit, as_of)
+            return {**kpis.kpis(self.runtime.warehouse, user.org_unit, as_of),
+                    "timeliness": timeliness.timeliness(self.runtime.warehouse, as_of, None,
+                                                        scope_org_unit=user.org_unit)}

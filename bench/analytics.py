@@ -159,7 +159,17 @@ def event_chunk(
         "to_org_unit": pa.nulls(n, pa.string()),
     }
     target = schema.arrow_schema(schema.EVENTS)
-    return pa.Table.from_arrays([columns[f.name] for f in target], schema=target)
+    return pa.Table.from_arrays([columns.get(f.name, blank(n, f.type)) for f in target],
+                                schema=target)
+
+
+def blank(n: int, arrow_type: pa.DataType) -> pa.Array:
+    """A column these synthetic events leave empty (the types that fill it are not
+    generated): empty lists, or nulls."""
+    if pa.types.is_list(arrow_type):
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)),
+                                        pa.array([], type=arrow_type.value_type))
+    return pa.nulls(n, arrow_type)
 
 
 #: The register sweep (catalog v2): this share of households registered, this share
@@ -215,7 +225,9 @@ def register_chunk(first: int, city: City, keys: pa.Array, rng: np.random.Genera
         columns[name] = nulls
     columns["urgent"] = pa.nulls(n, pa.bool_())
     target = schema.arrow_schema(schema.EVENTS)
-    return pa.Table.from_arrays([columns[f.name].cast(f.type) for f in target], schema=target)
+    return pa.Table.from_arrays(
+        [columns[f.name].cast(f.type) if f.name in columns else blank(n, f.type)
+         for f in target], schema=target)
 
 
 def lifecycle_table(

@@ -351,13 +351,17 @@ def ledger_from_records(records: Iterable[Record]) -> Ledger:
     """jiahe's lifecycle records → warning_id → (level, status)."""
     ledger: dict[str, list[str]] = {}
     for record in records:
-        kind, wid = record["type"], record["warning_id"]
+        kind, wid = record["type"], record.get("warning_id")
+        if wid is None:  # a referral's records name no warning
+            continue
         if kind == "warning.raised":
             ledger[wid] = [record["level"], "open"]
         elif kind == "warning.acknowledged" and ledger[wid][1] == "open":
             ledger[wid][1] = "acknowledged"
         elif kind == "warning.resolved":
             ledger[wid][1] = "resolved"
+        elif kind == "warning.reopened":
+            ledger[wid][1] = "open"
     return {wid: (level, status) for wid, (level, status) in ledger.items()}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from access.users import ROLES, UserStore
+from access.users import AGENCIES, ROLES, UserError, UserStore, check_user
 from alerts.channels.email import parse_hostport
 from alerts.delivery import DEFAULT_MAX_ATTEMPTS
 from app.bootstrap import PackPolicyError
@@ -77,16 +77,28 @@ def register(main: click.Group) -> None:
     @users.command("add")
     @click.argument("name")
     @click.option("--role", required=True, type=click.Choice(ROLES))
-    @click.option("--org-unit", "org_unit", required=True, help="12-digit scope code.")
+    @click.option("--org-unit", "org_unit", required=True,
+                  help="12-digit scope code (a partner: a district or the city).")
+    @click.option("--agency", type=click.Choice(AGENCIES),
+                  help="The partner's agency (partner role only).")
     @click.pass_context
-    def add(ctx: click.Context, name: str, role: str, org_unit: str) -> None:
-        """Create or re-key a user; prints the bearer token once (only its hash is kept)."""
+    def add(ctx: click.Context, name: str, role: str, org_unit: str, agency: str | None
+            ) -> None:
+        """Create or re-key a user; prints the bearer token once (only its hash is kept).
+
+        A partner (another agency) needs --agency and a district or city --org-unit:
+        it sees and answers only its agency's referrals for households there."""
         try:
             check_code(org_unit)
         except OrgUnitError as exc:
             raise click.BadParameter(str(exc), param_hint="--org-unit") from exc
+        try:
+            check_user(role, org_unit, agency)
+        except UserError as exc:
+            hint = "--agency" if "agency" in str(exc) else "--org-unit"
+            raise click.BadParameter(str(exc), param_hint=hint) from exc
         store = UserStore.at_home(ctx.obj["home"])
         try:
-            click.echo(store.add(name, role, org_unit))
+            click.echo(store.add(name, role, org_unit, agency))
         finally:
             store.close()

@@ -22,7 +22,7 @@ LEDGERS = {
         ["warning_id", "rule_id", "level", "household_id", "org_unit", "district", "raised_at",
          "acknowledged_at", "resolved_at", "status", "handling_level", "handling_org_unit",
          "escalations", "highest_handling_level", "minutes_to_acknowledge",
-         "minutes_to_resolve"],
+         "minutes_to_resolve", "risk", "reopened"],
     ),
     "households": (
         "household_ledger",
@@ -39,6 +39,11 @@ LEDGERS = {
         "coverage_ledger",
         ["community", "district", "registered", "covered", "key_registered", "key_covered",
          "coverage"],
+    ),
+    "referrals": (
+        "referral_ledger",
+        ["referral_id", "household_id", "org_unit", "district", "agency", "basis", "warning_id",
+         "sent_at", "answered_at", "status", "outcome", "minutes_to_answer", "overdue"],
     ),
 }
 
@@ -156,7 +161,7 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def ledger(ctx: click.Context, name: str, district: str | None, as_of: str | None,
                fmt: str) -> None:
-        """Print a ledger (warnings | households | guardianship | coverage) from the warehouse."""
+        """Print a ledger (warnings | households | guardianship | coverage | referrals)."""
         limit = instant_option(as_of)
         runtime = open_runtime(ctx)
         try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from cli import api as cli_api
+from cli import audit as cli_audit
 from cli import bench as cli_bench
 from cli import demo as cli_demo
 from cli import embedded as cli_embedded
@@ -21,6 +22,7 @@ from cli import rules as cli_rules
 from cli import soak as cli_soak
 from cli import verify as cli_verify
 from events.errors import JiaheError
+from privacy.log_lines import escape_log_lines
 
 
 class JiaheGroup(click.Group):
@@ -31,6 +33,7 @@ class JiaheGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> object:
+        escape_log_lines()  # ids in log lines come from clients: no forged lines
         try:
             return super().invoke(ctx)
         except JiaheError as exc:
@@ -47,7 +50,7 @@ def main(ctx: click.Context, home: Path) -> None:
 
 
 for module in (cli_files, cli_demo, cli_embedded, cli_kafka, cli_api, cli_rules, cli_verify,
-               cli_privacy, cli_soak, cli_bench):
+               cli_privacy, cli_soak, cli_bench, cli_audit):
     module.register(main)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,11 @@
 [--as-of T] [--format table|jsonl]`` replays the history with the current
 pack (default: the built-in one) and with the candidate, and prints the
 warnings that would appear, vanish or change, with counts per rule and per
-district. A pack that does not validate is refused (exit 1) with the rule and
-the reason, before any event is read.
+district, and for each rule the assessed risk of its warnings (low / medium /
+high / unassessed, from the chairs' ``warning.assessed`` in the history) with
+its precision — the share of assessed warnings judged medium or high — in both
+runs (``rules.backtest``). A pack that does not validate is refused (exit 1)
+with the rule and the reason, before any event is read.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import click
 import orjson
 
 from events.instants import InstantError, parse_instant
-from rules.backtest import KINDS, BacktestResult, backtest, summary
+from rules.backtest import KINDS, RISK_COLUMNS, BacktestResult, RiskProfile, backtest, summary
 from rules.pack import DEFAULT_PACK_PATH, RulePack, RulePackError, load_pack
 
 
@@ -55,6 +58,28 @@ def _echo_table(result: BacktestResult) -> None:
         click.echo(f"{'by ' + title:<28} {'appear':>7} {'vanish':>7} {'change':>7}")
         for name, counter in groups.items():
             click.echo(f"{name:<28} " + " ".join(f"{counter[k]:>7}" for k in KINDS))
+    _echo_risk(result)
+
+
+def _precision(profile: RiskProfile) -> str:
+    return "-" if profile.precision is None else f"{profile.precision:.1%}"
+
+
+def _echo_risk(result: BacktestResult) -> None:
+    """Assessed risk per rule, base and candidate; precision = (medium + high) / assessed."""
+    rows = result.risk_rows()
+    if not rows:
+        return
+    click.echo("")
+    click.echo(f"{'assessed risk by rule':<28} {'pack':<10} "
+               + " ".join(f"{c:>10}" for c in RISK_COLUMNS) + f" {'precision':>10}")
+    for rule, pack, profile in rows:
+        counts = profile.as_dict()
+        click.echo(f"{rule if pack == 'base' else '':<28} {pack:<10} "
+                   + " ".join(f"{counts[c]:>10}" for c in RISK_COLUMNS)
+                   + f" {_precision(profile):>10}")
+    click.echo("precision: share of the assessed warnings judged medium or high "
+               "(- : none assessed)")
 
 
 def _echo_jsonl(result: BacktestResult) -> None:
@@ -68,6 +93,8 @@ def _echo_jsonl(result: BacktestResult) -> None:
             row: dict[str, object] = {"summary": name, key: value}
             row.update({k: counter[k] for k in KINDS})
             out(row)
+    for _rule, pack, profile in result.risk_rows():
+        out({"summary": "risk", "pack": pack, **profile.as_dict()})
     out({"summary": "total", **summary(result)})
 
 

@@ -1,4 +1,5 @@
-"""The event catalog (v1 and the households of v2) as immutable pydantic v2 models.
+"""The event catalog (v1 and v2: households, commands after an alert, referrals, consent)
+as immutable pydantic v2 models.
 
 One model per event type, discriminated on ``type``, so that a field app gets
 an error naming the exact field and reason. Fields outside the catalog are
@@ -50,6 +51,20 @@ HouseholdFlag = Literal[
     "elderly_alone",
 ]
 TransferReason = Literal["moved", "administrative"]
+Risk = Literal["low", "medium", "high"]
+Agency = Literal[
+    "police",
+    "court",
+    "procuratorate",
+    "civil_affairs",
+    "justice",
+    "legal_aid",
+    "shelter",
+    "health",
+    "education",
+]
+Basis = Literal["consent", "emergency", "legal_duty"]
+ReferralOutcome = Literal["service_provided", "no_service", "withdrawn"]
 
 # Constraints are patterns (checked in pydantic-core, not in Python) because
 # every event passes through here: a Python validator per field costs more
@@ -149,6 +164,60 @@ class HouseholdTransferredData(TypedDict):
     reason: TransferReason
 
 
+class WarningAssessedData(TypedDict):
+    """研判: the risk a chair judges the warning to carry; ``note`` is personal (sealed)."""
+
+    warning_id: NonEmpty
+    by: NonEmpty
+    risk: Risk
+    note: NotRequired[FreeText]
+
+
+class WarningReopenedData(TypedDict):
+    """A resolved warning opened again; ``reason`` is free text (sealed)."""
+
+    warning_id: NonEmpty
+    by: NonEmpty
+    reason: FreeText
+
+
+class ReferralSentData(TypedDict):
+    """联动: a case handed to a partner agency. ``referral_id`` is chosen by the sender,
+    unique per household; ``warning_id`` names the warning it follows, if any."""
+
+    referral_id: NonEmpty
+    agency: Agency
+    basis: Basis
+    warning_id: NotRequired[NonEmpty]
+    note: NotRequired[FreeText]
+
+
+class ReferralAcceptedData(TypedDict):
+    referral_id: NonEmpty
+    by: NonEmpty
+
+
+class ReferralDeclinedData(TypedDict):
+    """``reason`` is the agency's free text, which may speak of the household (sealed)."""
+
+    referral_id: NonEmpty
+    by: NonEmpty
+    reason: FreeText
+
+
+class ReferralClosedData(TypedDict):
+    referral_id: NonEmpty
+    by: NonEmpty
+    outcome: ReferralOutcome
+
+
+class ConsentData(TypedDict):
+    """The agencies a household consents (or no longer consents) to be referred to."""
+
+    agencies: Annotated[list[Agency], Field(min_length=1)]
+    by: NonEmpty
+
+
 class Envelope(BaseModel):
     """Fields every event carries; ``occurred_at`` drives all rule time."""
 
@@ -232,6 +301,46 @@ class HouseholdTransferred(Envelope):
     data: HouseholdTransferredData
 
 
+class WarningAssessed(Envelope):
+    type: Literal["warning.assessed"]
+    data: WarningAssessedData
+
+
+class WarningReopened(Envelope):
+    type: Literal["warning.reopened"]
+    data: WarningReopenedData
+
+
+class ReferralSent(Envelope):
+    type: Literal["referral.sent"]
+    data: ReferralSentData
+
+
+class ReferralAccepted(Envelope):
+    type: Literal["referral.accepted"]
+    data: ReferralAcceptedData
+
+
+class ReferralDeclined(Envelope):
+    type: Literal["referral.declined"]
+    data: ReferralDeclinedData
+
+
+class ReferralClosed(Envelope):
+    type: Literal["referral.closed"]
+    data: ReferralClosedData
+
+
+class ConsentRecorded(Envelope):
+    type: Literal["consent.recorded"]
+    data: ConsentData
+
+
+class ConsentWithdrawn(Envelope):
+    type: Literal["consent.withdrawn"]
+    data: ConsentData
+
+
 EVENT_MODELS: tuple[type[Envelope], ...] = (
     ScreeningVisitRecorded,
     PetitionReceived,
@@ -246,6 +355,14 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     WarningResolved,
     HouseholdRegistered,
     HouseholdTransferred,
+    WarningAssessed,
+    WarningReopened,
+    ReferralSent,
+    ReferralAccepted,
+    ReferralDeclined,
+    ReferralClosed,
+    ConsentRecorded,
+    ConsentWithdrawn,
 )
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
@@ -266,7 +383,15 @@ AnyEvent = Annotated[
     | WarningAssigned
     | WarningResolved
     | HouseholdRegistered
-    | HouseholdTransferred,
+    | HouseholdTransferred
+    | WarningAssessed
+    | WarningReopened
+    | ReferralSent
+    | ReferralAccepted
+    | ReferralDeclined
+    | ReferralClosed
+    | ConsentRecorded
+    | ConsentWithdrawn,
     Field(discriminator="type"),
 ]
 
@@ -308,4 +433,8 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "warning.resolved": ("note",),
     "child.guardianship_gap_recorded": ("reason",),
     "household.registered": ("notes",),
+    "warning.assessed": ("note",),
+    "warning.reopened": ("reason",),
+    "referral.sent": ("note",),
+    "referral.declined": ("reason",),
 }

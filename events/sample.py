@@ -24,6 +24,13 @@ Design choices, and why:
   (follow-ups, mediation conclusions, acknowledgements) in a heap. Every event
   gets a delivery instant; lines leave in delivery order, so offline field apps
   produce late bursts exactly as a real log would receive them.
+* **After the alert** (catalog v2): chairs assess (研判) some of the warnings they
+  act on, refer some medium and high ones to a partner agency (联动; recording the
+  household's consent first when the basis is consent), agencies accept, decline
+  or leave a referral unanswered and close what they accepted, a few consents are
+  withdrawn and a few resolved warnings reopened. Those decisions draw from their
+  own generator, and only when their shares are non-zero, so a spec with every
+  catalog v2 share at 0 gives the catalog v1 stream byte for byte.
 """
 
 from __future__ import annotations
@@ -199,6 +206,18 @@ class StreamSpec:
     key_fraction: float = 0.1
     #: Of the registered households, those transferred to another district.
     transfer_fraction: float = 0.02
+    #: After the alert; 0 for all three (and the two above) give the catalog v1 stream.
+    #: Of the warnings the simulation plans a chair's handling for, those assessed (研判).
+    assess_fraction: float = 0.4
+    #: Of the warnings assessed medium or high, those referred to a partner agency (联动).
+    referral_fraction: float = 0.3
+    #: Of the warnings resolved by a chair, those reopened within 30 days.
+    reopen_fraction: float = 0.03
+
+    @property
+    def after_alert(self) -> bool:
+        """Whether the stream has the work after an alert (assessments, referrals …)."""
+        return bool(self.assess_fraction or self.reopen_fraction)
 
     def __post_init__(self) -> None:
         if self.events < 0 or self.households < 1:
@@ -207,7 +226,8 @@ class StreamSpec:
             raise ValueError("start and end must be aware datetimes with start < end")
         noise = self.duplicate_fraction + self.conflict_fraction + self.invalid_fraction
         fractions = (self.late_fraction, self.at_risk_fraction, noise,
-                     self.registered_fraction, self.key_fraction, self.transfer_fraction)
+                     self.registered_fraction, self.key_fraction, self.transfer_fraction,
+                     self.assess_fraction, self.referral_fraction, self.reopen_fraction)
         if any(not 0.0 <= f < 1.0 for f in fractions):
             raise ValueError("fractions must lie in [0, 1)")
 
@@ -276,6 +296,17 @@ ACK = "warning.acknowledged"
 RESOLVE = "warning.resolved"
 REGISTER = "household.registered"
 TRANSFER = "household.transferred"
+ASSESS = "warning.assessed"
+REOPEN = "warning.reopened"
+REF_SENT = "referral.sent"
+REF_ACCEPTED = "referral.accepted"
+REF_DECLINED = "referral.declined"
+REF_CLOSED = "referral.closed"
+CONSENT = "consent.recorded"
+WITHDRAW = "consent.withdrawn"
+#: The catalog v2 types of the work after an alert (``StreamSpec.after_alert``).
+AFTER_ALERT_TYPES = (ASSESS, REOPEN, REF_SENT, REF_ACCEPTED, REF_DECLINED, REF_CLOSED,
+                     CONSENT, WITHDRAW)
 
 #: Activity by local hour: field work 8–18 h, hotline evenings, quiet nights.
 _HOUR_WEIGHTS = (
@@ -398,7 +429,51 @@ _RULE_LEVEL = {
     "repeat-petitions": "orange",
     "mediation-failed": "yellow",
     "guardianship-no-followup": "yellow",
+    "referral-unanswered": "orange",
+    "referral-declined": "yellow",
 }
+#: The risk a chair judges a rule's warnings to carry (研判): violence mostly high,
+#: a failed mediation or a missed follow-up mostly low (what backtest precision shows).
+_RISK_BY_RULE = {
+    rule: _Weighted([("low", low), ("medium", medium), ("high", high)])
+    for rule, (low, medium, high) in {
+        "violence-injury": (10, 35, 55),
+        "vulnerable-person-harm": (15, 40, 45),
+        "escalating-dispute": (30, 50, 20),
+        "repeat-petitions": (50, 38, 12),
+        "mediation-failed": (65, 30, 5),
+        "guardianship-no-followup": (45, 45, 10),
+        "referral-unanswered": (40, 45, 15),
+        "referral-declined": (50, 40, 10),
+    }.items()
+}
+#: Which agency a rule's cases are referred to.
+_AGENCY_BY_RULE = {
+    "violence-injury": _Weighted([("police", 45), ("health", 20), ("shelter", 15),
+                                  ("legal_aid", 10), ("procuratorate", 10)]),
+    "vulnerable-person-harm": _Weighted([("civil_affairs", 40), ("police", 35),
+                                         ("health", 25)]),
+    "escalating-dispute": _Weighted([("police", 40), ("justice", 30), ("legal_aid", 30)]),
+    "repeat-petitions": _Weighted([("justice", 40), ("legal_aid", 35), ("court", 25)]),
+    "mediation-failed": _Weighted([("court", 45), ("legal_aid", 40), ("justice", 15)]),
+    "guardianship-no-followup": _Weighted([("civil_affairs", 70), ("education", 30)]),
+    "referral-unanswered": _Weighted([("civil_affairs", 50), ("legal_aid", 50)]),
+    "referral-declined": _Weighted([("legal_aid", 60), ("civil_affairs", 40)]),
+}
+_REF_OUTCOME = _Weighted([("service_provided", 70), ("no_service", 20), ("withdrawn", 10)])
+_ASSESS_NOTES = {
+    "low": ("经核实系一般家庭矛盾，暂无人身危险", "当事人情绪平稳，已纳入日常走访"),
+    "medium": ("存在反复冲突，需持续关注并联系社区民警", "当事人有求助意愿，建议转介法律援助"),
+    "high": ("有明确暴力威胁，当事人安全堪忧，建议立即联动", "伤情明显且有再次施暴风险"),
+}
+_REFERRAL_NOTES = (
+    "当事人同意由派出所出具告诫书",
+    "请协助核实监护情况并落实临时照料",
+    "当事人申请法律援助，联系电话见卷宗",
+    "需安排庇护，当事人暂住亲属家",
+)
+_DECLINE_REASONS = ("不属于本单位管辖范围", "材料不全，请补充后重新转介", "当事人拒绝配合")
+_REOPEN_REASONS = ("回访发现矛盾再次激化", "当事人再次来电求助", "邻居反映仍有打骂声")
 #: Per level: acknowledgement SLA (hours), P(acknowledged at all), P(within the SLA).
 #: Reds get attention fastest but are also the ones that most often overrun.
 _HANDLING = {"red": (24, 0.85, 0.7), "orange": (72, 0.8, 0.7), "yellow": (168, 0.65, 0.8)}
@@ -641,7 +716,10 @@ class _Stream:
         self.handlers: list[Callable[[int, int, Any], None]] = [
             self._visit, self._petition, self._mediation_open, self._mediation_done,
             self._followup, self._gap, self._restored, self._case, self._ack, self._resolve,
+            self._assess, self._reopen, self._send_referral, self._accept_referral,
+            self._decline_referral, self._close_referral, self._withdraw_consent,
         ]  # fmt: skip
+        self._init_after_alert()
 
     def _register_initiators(self, weight: float) -> list[tuple[Any, float]]:
         """The register sweep (catalog v2): registrations, then a few transfers to
@@ -668,6 +746,17 @@ class _Stream:
             if share > 0:
                 out.append((action, weight * share / (1.0 - share)))
         return out
+
+    def _init_after_alert(self) -> None:
+        """The work after an alert draws from its own generator, and only when on."""
+        self.after_on = self.spec.after_alert
+        self.after = random.Random(f"jiahe-after-alert:{self.spec.seed}")
+        #: each planned warning's rule (a reopening must know it).
+        self.rule_of: dict[str, str] = {}
+        #: standing consent per household, as the simulation has emitted it.
+        self.consents: dict[int, set[str]] = {}
+        self.referral_serial: dict[str, int] = {}
+        self.reopened: set[str] = set()
 
     def _init_actors(self) -> None:
         """One cadre per ~3 communities (cadre-<street9><n>), as DESIGN's example id."""
@@ -1011,6 +1100,7 @@ class _Stream:
     # ------------------------------------------------------------------ event handlers
     # Codes for _schedule: index into self.handlers.
     VISIT, PET, MOPEN, MDONE, FUP, GAPC, REST, CASEC, ACKC, RESC = range(10)
+    ASSESSC, REOPENC, SENTC, ACCEPTC, DECLINEC, CLOSEC, WITHDRAWC = range(10, 17)
 
     def _visit(self, hh: int, t: int, _: Any) -> None:
         indicators = self._indicators(hh)
@@ -1208,6 +1298,7 @@ class _Stream:
         seen = max(t, self.last_delivery) if seen is None else seen
         sla_hours, p_ack, p_in_time = _HANDLING[_RULE_LEVEL[rule]]
         close = _NEVER
+        acked: int | None = None
         if rng.random() < p_ack:
             in_time = rng.random() < p_in_time
             share = rng.uniform(0.02, 0.95) if in_time else rng.uniform(1.05, 3.5)
@@ -1220,6 +1311,10 @@ class _Stream:
             close = _daytime(seen + self._days(0.5, 5), rng)
             self._schedule(close, self.RESC, hh, (wid, by))
         self.open_until[key] = close
+        if self.after_on:
+            self.rule_of[wid] = rule
+            self._plan_assessment(rule, hh, wid, by, acked if acked is not None else seen,
+                                  close)
 
     def _ack(self, hh: int, t: int, payload: Any) -> None:
         wid, by = payload
@@ -1229,6 +1324,129 @@ class _Stream:
         wid, by = payload
         note = self.rng.choice(_RESOLVE_NOTES)
         self._emit(RESOLVE, hh, t, {"warning_id": wid, "by": by, "note": note}, by)
+        if (self.after_on and wid in self.rule_of and wid not in self.reopened
+                and self.after.random() < self.spec.reopen_fraction):
+            when = t + int(self.after.uniform(0.5, 25) * DAY)
+            self._schedule(when, self.REOPENC, hh, (wid, by, t))
+
+    # ------------------------------------------------------------------ after the alert
+    # Every draw here is from ``self.after`` (the main generator only makes the envelopes),
+    # and chairs, staff and agencies are online actors: their events reach the log minutes
+    # after they happen, in the order the simulation creates them.
+
+    def _plan_assessment(self, rule: str, hh: int, wid: str, by: str, base: int,
+                         close: int) -> None:
+        """研判 some time after the acknowledgement (or after the warning is seen: the
+        assessment then acknowledges it), while the warning is still open."""
+        after = self.after
+        if after.random() >= self.spec.assess_fraction:
+            return
+        at = base + int(after.uniform(0.5, 48) * HOUR)
+        if at >= close:  # resolved first: assess in between, when there is time to
+            if close - base < 2 * HOUR:
+                return
+            at = base + int(after.uniform(0.2, 0.9) * (close - base))
+        risk = _RISK_BY_RULE[rule].pick(after)
+        self._schedule(at, self.ASSESSC, hh, (wid, by, risk, rule))
+
+    def _assess(self, hh: int, t: int, payload: Any) -> None:
+        wid, by, risk, rule = payload
+        after = self.after
+        note = _one(after, _ASSESS_NOTES[risk])
+        self._emit(ASSESS, hh, t, {"warning_id": wid, "by": by, "risk": risk, "note": note}, by)
+        if risk != "low" and after.random() < self.spec.referral_fraction:
+            agency = _AGENCY_BY_RULE[rule].pick(after)
+            roll = after.random()
+            basis = ("emergency" if risk == "high" and roll < 0.35 else
+                     "legal_duty" if roll > 0.85 else "consent")
+            when = t + int(after.uniform(0.1, 3) * DAY)
+            self._schedule(when, self.SENTC, hh, (wid, by, agency, basis))
+
+    def _send_referral(self, hh: int, t: int, payload: Any) -> None:
+        """联动; on basis consent, the household's consent is recorded first when it has
+        none standing for the agency (the referral follows half an hour or so later)."""
+        wid, by, agency, basis = payload
+        after = self.after
+        if basis == "consent" and agency not in self.consents.get(hh, ()):
+            agencies = [agency]
+            if after.random() < 0.3:  # consent to a second agency at the same time
+                extra = _one(after, ("legal_aid", "civil_affairs", "health"))
+                if extra != agency:
+                    agencies.append(extra)
+            self._emit(CONSENT, hh, t, {"agencies": agencies, "by": by}, by)
+            self.consents.setdefault(hh, set()).update(agencies)
+            self._schedule(t + 1_200 + int(after.uniform(0, 3_600)), self.SENTC, hh, payload)
+            return
+        county = self.city.communities[self.pop.community[hh]][:6]
+        serial = self.referral_serial[county] = self.referral_serial.get(county, 0) + 1
+        referral_id = f"ref-{county}-{serial:06d}"
+        data = {"referral_id": referral_id, "agency": agency, "basis": basis,
+                "warning_id": wid, "note": _one(after, _REFERRAL_NOTES)}
+        sent_id = self._emit(REF_SENT, hh, t, data, by)
+        partner = f"{agency}-{county}"
+        answer = (referral_id, partner, agency, by)
+        roll = after.random()
+        if roll < 0.72:
+            self._schedule(t + int(after.uniform(2, 60) * HOUR), self.ACCEPTC, hh, answer)
+        elif roll < 0.84:
+            self._schedule(t + int(after.uniform(4, 70) * HOUR), self.DECLINEC, hh, answer)
+        else:  # unanswered for 72 h: the referral-unanswered rule fires
+            due = t + 72 * HOUR
+            self._raised("referral-unanswered", hh, due, sent_id, seen=due)
+            if roll < 0.92:  # answered late after all (resolves that warning)
+                late = t + int(after.uniform(75, 140) * HOUR)
+                self._schedule(late, self.ACCEPTC, hh, answer)
+
+    def _accept_referral(self, hh: int, t: int, payload: Any) -> None:
+        referral_id, partner, agency, by = payload
+        after = self.after
+        self._emit(REF_ACCEPTED, hh, t, {"referral_id": referral_id, "by": partner}, partner)
+        if after.random() < 0.7:
+            when = t + int(after.uniform(3, 30) * DAY)
+            self._schedule(when, self.CLOSEC, hh, payload)
+
+    def _decline_referral(self, hh: int, t: int, payload: Any) -> None:
+        referral_id, partner, _, _ = payload
+        data = {"referral_id": referral_id, "by": partner,
+                "reason": _one(self.after, _DECLINE_REASONS)}
+        event_id = self._emit(REF_DECLINED, hh, t, data, partner)
+        self._raised("referral-declined", hh, t, event_id)
+
+    def _close_referral(self, hh: int, t: int, payload: Any) -> None:
+        referral_id, partner, agency, by = payload
+        after = self.after
+        outcome = _REF_OUTCOME.pick(after)
+        self._emit(REF_CLOSED, hh, t, {"referral_id": referral_id, "by": partner,
+                                       "outcome": outcome}, partner)
+        if after.random() < 0.3:  # the household no longer wants the agency involved
+            when = t + int(after.uniform(1, 20) * DAY)
+            self._schedule(when, self.WITHDRAWC, hh, (agency, by))
+
+    def _withdraw_consent(self, hh: int, t: int, payload: Any) -> None:
+        agency, by = payload
+        standing = self.consents.get(hh, set())
+        if agency in standing:
+            standing.discard(agency)
+            self._emit(WITHDRAW, hh, t, {"agencies": [agency], "by": by}, by)
+
+    def _reopen(self, hh: int, t: int, payload: Any) -> None:
+        """A resolved warning opened again, if it is still the household's latest of its
+        rule (DESIGN: no other warning of the rule open); then handled once more."""
+        wid, by, resolved = payload
+        key = (self.rule_of[wid], hh)
+        if self.open_until.get(key) != resolved:
+            return
+        after = self.after
+        self.reopened.add(wid)
+        reason = _one(after, _REOPEN_REASONS)
+        self._emit(REOPEN, hh, t, {"warning_id": wid, "by": by, "reason": reason}, by)
+        close = _NEVER
+        acked = t + int(after.uniform(1, 30) * HOUR)
+        self._schedule(acked, self.ACKC, hh, (wid, by))
+        if after.random() < 0.8:
+            close = _daytime(acked + int(after.uniform(1, 15) * DAY), after)
+            self._schedule(close, self.RESC, hh, (wid, by))
+        self.open_until[key] = close
 
 
 # --------------------------------------------------------------------------- public API
@@ -1261,9 +1479,22 @@ def write_jsonl(
     return stream.counts
 
 
+def _v1(spec: StreamSpec) -> StreamSpec:
+    """Every catalog v2 share to 0: the catalog v1 stream of the spec's seed."""
+    spec.registered_fraction = spec.transfer_fraction = 0.0
+    spec.assess_fraction = spec.referral_fraction = spec.reopen_fraction = 0.0
+    return spec
+
+
+def v1_spec(**fields: Any) -> StreamSpec:
+    """A spec of the catalog v1 stream (for before/after comparisons), other fields as given."""
+    return _v1(StreamSpec(**fields))
+
+
 def sample_events(n: int, seed: int = 0, *, v2: bool = False) -> list[dict[str, Any]]:
     """``n`` valid envelopes (no noise) in delivery order, for unit tests of the engine:
-    the catalog v1 stream unless ``v2`` (registrations and transfers too)."""
+    the catalog v1 stream unless ``v2`` (registrations, transfers and the work after an
+    alert too)."""
     spec = StreamSpec(
         events=n,
         households=max(20, n // 5),
@@ -1273,7 +1504,7 @@ def sample_events(n: int, seed: int = 0, *, v2: bool = False) -> list[dict[str, 
         invalid_fraction=0.0,
     )
     if not v2:
-        spec.registered_fraction = spec.transfer_fraction = 0.0
+        _v1(spec)
     return [env for _, kind, _, env in _Stream(spec).run() if kind == "valid" and env]
 
 
@@ -1285,12 +1516,13 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="/dev/null")
     parser.add_argument("--v1", action="store_true",
-                        help="the catalog v1 stream: no registrations or transfers")
+                        help="the catalog v1 stream: no registrations, transfers, "
+                        "assessments, referrals, consents or reopenings")
     args = parser.parse_args(argv)
     households = args.households or min(100_000, max(1_000, args.events // 5))
     spec = StreamSpec(events=args.events, households=households, seed=args.seed)
     if args.v1:
-        spec.registered_fraction = spec.transfer_fraction = 0.0
+        _v1(spec)
     began, cpu = time.perf_counter(), time.process_time()
     counts = write_jsonl(spec, args.out)
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu

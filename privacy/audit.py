@@ -83,11 +83,19 @@ def _lifecycle_record(seq: int, values: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _lifecycle_check(seq: int, values: tuple[Any, ...], record: dict[str, Any]) -> list[str]:
+    expected = (record.get("household_id"), warning_column(record), record.get("type"))
     return [
-        f"seq {seq}: column {name} = {value!r} but the record says {record.get(name)!r}"
-        for name, value in zip(("household_id", "warning_id", "type"), values[:3], strict=True)
-        if record.get(name) != value
+        f"seq {seq}: column {name} = {value!r} but the record says {wanted!r}"
+        for name, value, wanted in zip(("household_id", "warning_id", "type"), values[:3],
+                                       expected, strict=True)
+        if wanted != value
     ]
+
+
+def warning_column(record: Mapping[str, Any]) -> str:
+    """The lifecycle table's ``warning_id``: the record's warning, or "" for a referral's
+    record that names none (the column predates records without a warning)."""
+    return record.get("warning_id") or ""
 
 
 AUDIT_COLUMNS = ("at", "user", "role", "scope", "action", "detail", "rows")
@@ -240,7 +248,7 @@ def append_lifecycle(db: sqlite3.Connection, records: Sequence[Mapping[str, Any]
         for offset, record in enumerate(records):
             seq = first + offset
             digest = link(prev, {**record, "seq": seq})
-            rows.append((seq, record["household_id"], record["warning_id"], record["type"],
+            rows.append((seq, record["household_id"], warning_column(record), record["type"],
                          orjson.dumps(record), prev, digest))
             prev = digest
         db.executemany(
@@ -426,34 +434,56 @@ def compare_warehouse(
     """Log records (seq ≤ the warehouse checkpoint) against warehouse rows.
 
     ``rows``: (warning_id, type, to_level, at in µs, seq) from the warehouse's
-    lifecycle table (FINAL). Compared as multisets of (warning_id, type,
-    to_level, at); a row whose key matches but whose instant differs is
-    reported as changed.
+    lifecycle table (FINAL), and (referral_id, type, NULL, at in µs, seq) from its
+    referral records (FINAL). Compared as multisets of (warning_id or referral_id,
+    type, to_level, at); a row whose key matches but whose instant differs is
+    reported as changed. The lifecycle table keeps one row per (warning, type,
+    to_level), the latest: of a reopened warning's repeated transitions only the last
+    projected one is expected there (every record still counts as compared).
     """
     report = WarehouseReport()
     log_keys: Counter[LifecycleKey] = Counter()
     pending: Counter[LifecycleKey] = Counter()
     log_seq: dict[LifecycleKey, int] = {}
+    #: The warehouse row each record replaces: (warning, type, to_level) or a referral's.
+    latest: dict[tuple[Any, ...], tuple[int, LifecycleKey]] = {}
+    pending_slots: set[tuple[Any, ...]] = set()
     for seq, record in records.items():
         try:
-            key = (str(record["warning_id"]), str(record["type"]), record.get("to_level"),
-                   parse_instant(str(record["at"])))
+            kind = str(record["type"])
+            at = parse_instant(str(record["at"]))
+            if kind.startswith("referral."):
+                key: LifecycleKey = (str(record["referral_id"]), kind, None, at)
+                slot: tuple[Any, ...] = (record["household_id"], *key[:2])
+            else:
+                key = (str(record["warning_id"]), kind, record.get("to_level"), at)
+                slot = key[:3]
         except Exception:  # an edited record: already named by the chain walk
             continue
         if seq > projected_upto:
             # Not sent yet, or sent by a flush whose checkpoint did not commit: either way fine.
             report.pending += 1
             pending[key] += 1
+            pending_slots.add(slot)
             continue
-        log_keys[key] += 1
-        log_seq.setdefault(key, seq)
+        report.compared += 1
+        previous = latest.get(slot)
+        if previous is None or previous[0] < seq:
+            latest[slot] = (seq, key)
     wh_keys: Counter[LifecycleKey] = Counter()
     wh_seq: dict[LifecycleKey, int] = {}
     for warning_id, kind, to_level, at, seq in rows:
         key = (str(warning_id), str(kind), to_level or None, int(at))
         wh_keys[key] += 1
         wh_seq.setdefault(key, int(seq))
-    report.compared = sum(log_keys.values())
+    for slot, (seq, key) in latest.items():
+        if slot in pending_slots:
+            # A newer record of the same row may already have replaced it: either is fine.
+            if wh_keys[key]:
+                wh_keys[key] -= 1
+            continue
+        log_keys[key] += 1
+        log_seq.setdefault(key, seq)
     missing = log_keys - wh_keys
     extra = wh_keys - log_keys - pending
     extra_by_id = {k[:3]: k for k in extra}
@@ -475,7 +505,9 @@ def compare_warehouse(
 
 
 WAREHOUSE_SQL = (
-    "SELECT warning_id, type, to_level, toUnixTimestamp64Micro(at), seq FROM lifecycle FINAL"
+    "SELECT warning_id, type, to_level, toUnixTimestamp64Micro(at), seq FROM lifecycle FINAL "
+    "UNION ALL "
+    "SELECT referral_id, type, NULL, toUnixTimestamp64Micro(at), seq FROM referral_records FINAL"
 )
 
 

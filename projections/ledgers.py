@@ -14,15 +14,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from events.instants import parse_instant
 from events.orgunits import district_of
 from privacy.pseudonym import erased_label
+from projections import followups, ledger_sql, now_coverage, now_guardianship
 from projections import ledger_common as lc
-from projections import ledger_sql, now_guardianship
 from projections import now as now_path
+from projections.followups import open_warning_of_rule, warning_history
+from projections.referrals import referral_ledger, referral_row, standing_consent
 from projections.warehouse.base import Warehouse
 from projections.warehouse.rows import sql_string
 
 Row = dict[str, Any]
+__all__ = [
+    "coverage_ledger",
+    "guardianship_ledger",
+    "household_ledger",
+    "open_warning_of_rule",
+    "referral_ledger",
+    "referral_row",
+    "resolve_now",
+    "standing_consent",
+    "warning_history",
+    "warning_ledger",
+    "warning_row",
+]
 
 
 def resolve_now(warehouse: Warehouse, as_of: int | None) -> int | None:
@@ -69,7 +85,17 @@ def warning_ledger(
             limit, offset = None, 0
     sql = ledger_sql.warnings(now, code, limit=limit, offset=offset, facts=facts)
     rows = [_warning_row(r) for r in _fetch(warehouse, sql)]
-    return sorted(rows, key=lc.warning_sort_key)
+    return sorted(_followed(warehouse, rows, now), key=lc.warning_sort_key)
+
+
+def _followed(warehouse: Warehouse, rows: list[Row], as_of: int) -> list[Row]:
+    """The rows with ``risk`` and ``reopened``; a reopened warning's transition
+    columns recomputed from its whole history (``projections.followups``)."""
+    found = followups.facts(warehouse, as_of, [r["warning_id"] for r in rows])
+    return [
+        followups.patch(r, found.get(r["warning_id"]), parse_instant(r["raised_at"]))
+        for r in rows
+    ]
 
 
 def _warning_row(r: Row) -> Row:
@@ -110,7 +136,7 @@ def warning_row(warehouse: Warehouse, warning_id: str) -> Row | None:
         f"SELECT household_id, present FROM {ledger_sql._directory(f'({sql_string(key)})')}"
     ).rows
     household_id, present = directory[0] if directory else ("", 0)
-    return _warning_row(
+    row = _warning_row(
         {
             "warning_id": f["warning_id"],
             "rule_id": f["w_rule"],
@@ -128,6 +154,7 @@ def warning_row(warehouse: Warehouse, warning_id: str) -> Row | None:
             "highest_handling_level": f["w_highest"],
         }
     )
+    return _followed(warehouse, [row], followups.END_OF_TIME)[0]
 
 
 def household_ledger(
@@ -202,13 +229,18 @@ def coverage_ledger(
     now, orphans = now_path.resolve(warehouse, as_of)
     if now is None:
         return []
+    ledger_sql.page(limit, offset)  # refuses negative bounds on either path
     # orphan transitions concern warnings only: "now" reads the pre-aggregate
-    facts = (
-        ledger_sql.coverage_facts(now, code)
-        if orphans is None
-        else now_path.coverage_facts(code)
-    )
-    sql = ledger_sql.coverage(facts, now) + ledger_sql.page(limit, offset)
+    if orphans is None:
+        sql = ledger_sql.coverage(ledger_sql.coverage_facts(now, code), now)
+        counts = _fetch(warehouse, sql + ledger_sql.page(limit, offset))
+    else:
+        counts = _fetch(warehouse, now_coverage.counts_sql(code, now))
+        rare = []
+        if now_coverage.has_rare(counts):
+            rare = _fetch(warehouse, ledger_sql.coverage(now_coverage.rare_facts(code), now))
+        counts = now_coverage.merge_counts(counts, rare)
+        counts = counts[offset:] if limit is None else counts[offset:offset + limit]
     return [
         {
             "community": r["community"],
@@ -219,7 +251,7 @@ def coverage_ledger(
             "key_covered": int(r["key_covered"]),
             "coverage": lc.coverage_ratio(int(r["covered"]), int(r["registered"])),
         }
-        for r in _fetch(warehouse, sql)
+        for r in counts
     ]
 
 

@@ -31,12 +31,10 @@ from projections import ledger_common as lc
 from projections import ledger_sql
 from projections.schema import (
     BEFORE_ALL,
-    COVERAGE_STATE,
     HOUSEHOLD_BY_KEY,
     HOUSEHOLD_OWNER,
     HOUSEHOLD_STATE,
     NEVER,
-    NO_OFFSET,
     WARNING_KPIS,
     WARNING_STATE,
 )
@@ -166,50 +164,6 @@ def _owners(keys: str | None) -> str:
       groupUniqArrayArray(visits) AS visits
     FROM {HOUSEHOLD_OWNER}{scope}
     GROUP BY household_key)
-)"""
-
-
-#: The ownership fold of ``ledger_sql.ownership`` over ``coverage_state``'s numeric
-#: moves (org units as numbers, 0: not a community): (owner, registered, key).
-_NUMERIC_OWNED = "Tuple(UInt64, UInt8, UInt8)"
-
-
-def _numeric_owner(moves: str) -> str:
-    def state(*items: str) -> str:
-        return f"CAST(({', '.join(items)}), {sql_string(_NUMERIC_OWNED)})"
-
-    return f"""arrayFold((acc, m) -> multiIf(
-      m.2 = 1 AND acc.2 = 0, {state("m.3", "1", "m.5")},
-      m.2 = 1 AND m.3 = acc.1, {state("acc.1", "1", "m.5")},
-      m.2 = 0 AND m.3 = acc.1 AND m.4 != 0 AND m.4 != acc.1, {state("m.4", "acc.2", "acc.3")},
-      acc), arraySort({moves}), {state("0", "0", "0")})"""
-
-
-def coverage_facts(district: str | None) -> str:
-    """``ledger_sql.coverage_facts`` for now, from ``coverage_state`` (numbers only:
-    a city's households are read whole). A household whose only move is its
-    registration is owned by that community — most of them, no fold; the few with
-    more moves are folded (``ledger_sql.ownership``'s rules, in numbers)."""
-    state = f"(SELECT * FROM {COVERAGE_STATE} FINAL)"
-    single, in_range, in_district = (
-        f"first_move = last_move AND first_registration.1 != {NO_OFFSET}", "", "")
-    if district is not None:
-        low = int(district[:6]) * 1_000_000
-        in_range = f" AND first_registration.2 BETWEEN {low} AND {low + 999_999}"
-        in_district = f" AND c_owned.1 BETWEEN {low} AND {low + 999_999}"
-    return f"""(
-  SELECT household_key, toString(first_registration.2) AS c_org,
-    first_registration.3 AS c_key, last_visit_us AS c_last_visit,
-    last_visit_us != {BEFORE_ALL} AS c_visited
-  FROM {state}
-  WHERE {single}{in_range}
-  UNION ALL
-  SELECT household_key, toString(c_owned.1) AS c_org, c_owned.3 AS c_key,
-    last_visit_us AS c_last_visit, last_visit_us != {BEFORE_ALL} AS c_visited
-  FROM (
-    SELECT household_key, {_numeric_owner("moves")} AS c_owned, last_visit_us
-    FROM (SELECT household_key, moves, last_visit_us FROM {state} WHERE first_move < last_move))
-  WHERE c_owned.2 = 1{in_district}
 )"""
 
 
@@ -427,7 +381,6 @@ __all__ = [
     "household_page",
     "household_page_sql",
     "household_rows_sql",
-    "coverage_facts",
     "household_sources",
     "kpi_rows",
     "latest_instant",

@@ -28,6 +28,8 @@ from projections import ledger_common as lc
 
 Row = dict[str, Any]
 Record = Mapping[str, Any]
+ASSESSED = "warning.assessed"
+REOPENED = "warning.reopened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +61,33 @@ def _events(events: Sequence[Record], now: int) -> list[_Ev]:
     return out
 
 
-def _lifecycle_key(r: Record) -> tuple[str, str, str]:
-    return (r["warning_id"], r["type"], r.get("to_level") or "")
+def _lifecycle_key(r: Record) -> tuple[Any, ...]:
+    """A record's identity: a re-sent record has the same; a reopened warning's second
+    acknowledgement, resolution or escalation, or a later assessment, does not."""
+    return (
+        r["warning_id"], r["type"], r.get("to_level") or "", parse_instant(r["at"]),
+        r.get("risk") or "", r.get("to_org_unit") or "",
+    )
+
+
+def _is_referral(r: Record) -> bool:
+    return str(r["type"]).startswith("referral.")
 
 
 def _lifecycle(records: Sequence[Record], now: int) -> list[Record]:
-    return [r for r in _dedupe(records, _lifecycle_key, "seq") if parse_instant(r["at"]) <= now]
+    """The warnings' records ≤ now, re-sent ones once (referral records apart)."""
+    warnings = [r for r in records if not _is_referral(r)]
+    return [r for r in _dedupe(warnings, _lifecycle_key, "seq") if parse_instant(r["at"]) <= now]
+
+
+def _referral_records(records: Sequence[Record], now: int) -> list[Record]:
+    """The referral records ≤ now, one per (household, referral, type), highest seq."""
+    found = _dedupe(
+        (r for r in records if _is_referral(r)),
+        lambda r: (r["household_id"], r["referral_id"], r["type"]),
+        "seq",
+    )
+    return [r for r in found if parse_instant(r["at"]) <= now]
 
 
 def _now(events: Sequence[Record], records: Sequence[Record], as_of: int | None) -> int | None:
@@ -96,26 +119,50 @@ def _in_district(org_unit: str, district: str | None) -> bool:
 
 @dataclass
 class _Warning:
+    """A warning's records folded in log (seq) order.
+
+    ``acks`` are every acknowledgement (the first is ``acknowledged_at``); the
+    *cycle* is what follows the latest reopening (the whole life if none): status and
+    ``resolved_at`` are the cycle's. Handling is the latest of the raise, its
+    escalations and its reopenings (a reopening: community, at the unit it names).
+    """
+
     raise_: Record
     acks: list[int] = field(default_factory=list)
     resolves: list[int] = field(default_factory=list)
     escalations: list[Record] = field(default_factory=list)
+    cycle_acked: bool = False
+    cycle_resolved: int | None = None
+    reopened: int = 0
+    risk: str | None = None
+    handling: tuple[str, str] = ("", "")
 
 
 def _warnings(records: Sequence[Record]) -> dict[str, _Warning]:
     """Warnings with a raise among ``records``, each with its transitions."""
     found = {r["warning_id"]: _Warning(r) for r in records if r["type"] == lc.RAISED}
-    for r in records:
+    for raised in found.values():
+        raised.handling = (raised.raise_["handling_level"], raised.raise_["handling_org_unit"])
+    for r in sorted(records, key=lambda r: r["seq"]):
         w = found.get(r["warning_id"])
         if w is None or r["type"] == lc.RAISED:
             continue
         at = parse_instant(r["at"])
         if r["type"] == lc.ACKNOWLEDGED:
             w.acks.append(at)
+            w.cycle_acked = True
         elif r["type"] == lc.RESOLVED:
             w.resolves.append(at)
+            w.cycle_resolved = at
         elif r["type"] == lc.ESCALATED:
             w.escalations.append(r)
+            w.handling = (r["to_level"], r["handling_org_unit"])
+        elif r["type"] == REOPENED:
+            w.reopened += 1
+            w.cycle_acked, w.cycle_resolved = False, None
+            w.handling = ("community", r["handling_org_unit"])
+        elif r["type"] == ASSESSED:
+            w.risk = r["risk"]
     return found
 
 
@@ -140,8 +187,7 @@ def warning_ledger(
             continue
         raised = parse_instant(raise_["at"])
         ack = min(w.acks, default=None)
-        resolved = min(w.resolves, default=None)
-        latest = max(w.escalations, key=lambda r: (parse_instant(r["at"]), r["seq"]), default=None)
+        resolved = w.cycle_resolved
         reached = [raise_["handling_level"]] + [r["to_level"] for r in w.escalations]
         rows.append(
             {
@@ -154,13 +200,15 @@ def warning_ledger(
                 "raised_at": lc.iso(raised),
                 "acknowledged_at": lc.iso(ack),
                 "resolved_at": lc.iso(resolved),
-                "status": lc.warning_status(ack, resolved),
-                "handling_level": latest["to_level"] if latest else raise_["handling_level"],
-                "handling_org_unit": (latest or raise_)["handling_org_unit"],
+                "status": lc.warning_status(1 if w.cycle_acked else None, resolved),
+                "handling_level": w.handling[0],
+                "handling_org_unit": w.handling[1],
                 "escalations": len(w.escalations),
                 "highest_handling_level": max(reached, key=lc.HANDLING_LEVELS.index),
                 "minutes_to_acknowledge": lc.minutes_between(raised, ack),
                 "minutes_to_resolve": lc.minutes_between(raised, resolved),
+                "risk": w.risk,
+                "reopened": w.reopened,
             }
         )
     return sorted(rows, key=lc.warning_sort_key)
@@ -170,7 +218,7 @@ def _open_by_household(records: Sequence[Record]) -> dict[str, list[str]]:
     """household_id → levels of its warnings raised and not resolved."""
     out: dict[str, list[str]] = defaultdict(list)
     for w in _warnings(records).values():
-        if not w.resolves:
+        if not w.resolves:  # v1's rule (a reopened warning is not counted open again)
             out[w.raise_["household_id"]].append(w.raise_["level"])
     return out
 
@@ -401,7 +449,15 @@ def daily_counts(
         ev_counts[(to_datetime(ev.us).date().isoformat(), district_of(ev.org_unit), ev.type)] += 1
     raises = {r["warning_id"]: r for r in lifecycle if r["type"] == lc.RAISED}
     lc_counts: dict[tuple[str, str | None, str | None, str], int] = defaultdict(int)
-    for r in _lifecycle(lifecycle, now):
+    # the ``lifecycle`` table's rows: one per (warning, type, to_level), the latest kept
+    kept = _dedupe(
+        (r for r in lifecycle if not _is_referral(r)),
+        lambda r: (r["warning_id"], r["type"], r.get("to_level") or ""),
+        "seq",
+    )
+    for r in kept:
+        if parse_instant(r["at"]) > now:
+            continue
         raise_ = raises.get(r["warning_id"])
         day = to_datetime(parse_instant(r["at"])).date().isoformat()
         district = district_of(raise_["org_unit"]) if raise_ else None
@@ -421,3 +477,222 @@ def daily_counts(
         )
     )
     return ev_rows, lc_rows
+
+
+REFERRAL_ANSWER_MICROS = 72 * 60 * 60 * 1_000_000
+
+
+def referral_ledger(
+    events: Sequence[Record],
+    lifecycle: Sequence[Record],
+    as_of: int | None = None,
+    district: str | None = None,
+    *,
+    erased: Collection[str] = (),
+    pseudonym_secret: bytes | None = None,
+) -> list[Row]:
+    """联动台账 — one row per referral sent ≤ now: org_unit and district are the
+    household's owner's as of now; the answer (accepted / declined) and the close
+    ≤ now; overdue: unanswered and sent + 72 h < now."""
+    now = _now(events, lifecycle, as_of)
+    if now is None:
+        return []
+    district, name = lc.district_code(district), _Names(erased, pseudonym_secret)
+    by_household: dict[str, list[_Ev]] = defaultdict(list)
+    for ev in _events(events, now):
+        by_household[ev.household_id].append(ev)
+    records: dict[tuple[str, str], dict[str, Record]] = defaultdict(dict)
+    for r in _referral_records(lifecycle, now):
+        records[(r["household_id"], r["referral_id"])][r["type"]] = r
+    rows = []
+    for (household_id, referral_id), kinds in records.items():
+        sent_record = kinds.get("referral.sent")
+        if sent_record is None or household_id not in by_household:
+            continue
+        owner = _ownership(by_household[household_id]).owner
+        if not _in_district(owner, district):
+            continue
+        sent = parse_instant(sent_record["at"])
+        answer = kinds.get("referral.accepted") or kinds.get("referral.declined")
+        answered = None if answer is None else parse_instant(answer["at"])
+        closed = kinds.get("referral.closed")
+        if closed is not None:
+            status = "closed"
+        elif answer is not None:
+            status = "accepted" if answer["type"] == "referral.accepted" else "declined"
+        else:
+            status = "sent"
+        rows.append(
+            {
+                "referral_id": referral_id,
+                "household_id": name(household_id),
+                "org_unit": owner,
+                "district": district_of(owner),
+                "agency": sent_record["agency"],
+                "basis": sent_record["basis"],
+                "warning_id": sent_record.get("warning_id"),
+                "sent_at": lc.iso(sent),
+                "answered_at": lc.iso(answered),
+                "status": status,
+                "outcome": None if closed is None else closed["outcome"],
+                "minutes_to_answer": lc.minutes_between(sent, answered),
+                "overdue": answered is None and sent + REFERRAL_ANSWER_MICROS < now,
+            }
+        )
+    return sorted(
+        rows,
+        key=lambda r: (parse_instant(r["sent_at"]), r["referral_id"], r["household_id"]),
+    )
+
+
+_SLA_HOURS = {"red": 24, "orange": 72, "yellow": 168}
+_HOUR = 60 * 60 * 1_000_000
+
+
+def _share(within: int, due: int) -> dict[str, Any]:
+    return {"due": due, "within": within, "share": round(within / due, 4) if due else None}
+
+
+def _scope(unit: str, prefix: str) -> bool:
+    return unit.startswith(prefix)
+
+
+def _blank_district() -> dict[str, Any]:
+    levels = {lv: [0, 0] for lv in lc.HANDLING_LEVELS}
+    return {
+        "ack": [0, 0], "ack_levels": levels, "asm": [0, 0],
+        "asm_levels": {lv: [0, 0] for lv in lc.HANDLING_LEVELS},
+        "ref": defaultdict(lambda: [0, 0]), "gap": [0, 0],
+        "petitions": [0, defaultdict(int), defaultdict(int)],
+        "coverage": [0, 0, 0, 0],
+    }
+
+
+def timeliness(
+    events: Sequence[Record],
+    lifecycle: Sequence[Record],
+    as_of: int | None = None,
+    district: str | None = None,
+    *,
+    scope_prefix: str = "",
+) -> dict[str, Any]:
+    """Reference for ``projections.timeliness.timeliness`` (its module doc defines each
+    figure), written from those sentences over the records ≤ now. ``scope_prefix``: the
+    code prefix of the reader's scope ('' for all)."""
+    now = _now(events, lifecycle, as_of)
+    out: dict[str, Any] = {
+        "as_of": None if as_of is None else lc.iso(as_of), "districts": {}}
+    if now is None:
+        return out
+    code = lc.district_code(district)
+    prefix = max(scope_prefix, code[:6] if code else "", key=len)
+    found: dict[str, dict[str, Any]] = defaultdict(_blank_district)
+    records = _lifecycle(lifecycle, now)
+    by_warning: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_warning[r["warning_id"]].append(r)
+    for rows in by_warning.values():
+        raise_ = next((r for r in rows if r["type"] == lc.RAISED), None)
+        if raise_ is None or not _scope(raise_["org_unit"], prefix):
+            continue
+        d = found[district_of(raise_["org_unit"])]
+        raised = parse_instant(raise_["at"])
+        sla = _SLA_HOURS[raise_["level"]] * _HOUR
+        ordered = sorted(rows, key=lambda r: (parse_instant(r["at"]), r["seq"]))
+        responses = [parse_instant(r["at"]) for r in ordered
+                     if r["type"] in (lc.ACKNOWLEDGED, lc.RESOLVED)]
+        response = min(responses, default=None)
+        until = now if response is None else response
+        # the levels it entered before its response: the raise, then each escalation
+        entries = [(raised, raise_["handling_level"])] + [
+            (parse_instant(r["at"]), r["to_level"]) for r in ordered
+            if r["type"] == lc.ESCALATED and parse_instant(r["at"]) <= until
+        ]
+        entry, level = entries[-1]
+        within = response is not None and response <= entry + sla
+        due = response is not None or entry + sla <= now
+        d["ack"][0] += due
+        d["ack"][1] += within
+        for i, (_, lv) in enumerate(entries):
+            last = i == len(entries) - 1
+            d["ack_levels"][lv][0] += (not last) or due
+            d["ack_levels"][lv][1] += last and within
+        assessments = [parse_instant(r["at"]) for r in ordered if r["type"] == ASSESSED]
+        first = min(assessments, default=None)
+        limit = raised + 48 * _HOUR
+        a_within = first is not None and first <= limit
+        a_due = a_within or limit <= now
+        decisive = first if a_within and first is not None else limit
+        handling = raise_["handling_level"]
+        for r in ordered:  # the handling level at the decisive instant
+            if parse_instant(r["at"]) > decisive:
+                break
+            if r["type"] == lc.ESCALATED:
+                handling = r["to_level"]
+            elif r["type"] == REOPENED:
+                handling = "community"
+        d["asm"][0] += a_due
+        d["asm"][1] += a_within
+        d["asm_levels"][handling][0] += a_due
+        d["asm_levels"][handling][1] += a_within
+    for row in referral_ledger(events, lifecycle, now):
+        if not _scope(row["org_unit"], prefix):
+            continue
+        sent = parse_instant(row["sent_at"])
+        answered = None if row["answered_at"] is None else parse_instant(row["answered_at"])
+        counts = found[row["district"]]["ref"][row["agency"]]
+        counts[0] += answered is not None or sent + REFERRAL_ANSWER_MICROS <= now
+        counts[1] += answered is not None and answered - sent <= REFERRAL_ANSWER_MICROS
+    evs = _events(events, now)
+    care: dict[str, list[int]] = defaultdict(list)
+    for e in evs:
+        if e.type in (lc.FOLLOWUP, lc.RESTORED):
+            care[e.household_id].append(e.us)
+    for e in evs:
+        if e.type == lc.GAP and _scope(e.org_unit, prefix):
+            window = e.us + lc.GUARDIANSHIP_FOLLOWUP_MICROS
+            cared = any(e.us <= c <= window for c in care[e.household_id])
+            gap = found[district_of(e.org_unit)]["gap"]
+            gap[0] += cared or window <= now
+            gap[1] += cared
+        if e.type == lc.PETITION and _scope(e.org_unit, prefix):
+            petitions = found[district_of(e.org_unit)]["petitions"]
+            petitions[0] += 1
+            petitions[1][e.data.get("channel") or ""] += 1
+            petitions[2][e.data.get("category") or ""] += 1
+    for c in coverage_ledger(events, lifecycle, now, code):
+        if _scope(c["community"], prefix):
+            sums = found[c["district"]]["coverage"]
+            for i, key in enumerate(("registered", "covered", "key_registered", "key_covered")):
+                sums[i] += c[key]
+    for name in sorted(found):
+        d = found[name]
+        refs = {agency: _share(w, n) for agency, (n, w) in sorted(d["ref"].items())}
+        registered, covered, key_registered, key_covered = d["coverage"]
+        out["districts"][name] = {
+            "acknowledged_within_sla": {
+                **_share(d["ack"][1], d["ack"][0]),
+                "by_level": {lv: _share(w, n) for lv, (n, w) in d["ack_levels"].items()},
+            },
+            "assessed_within_48h": {
+                **_share(d["asm"][1], d["asm"][0]),
+                "by_level": {lv: _share(w, n) for lv, (n, w) in d["asm_levels"].items()},
+            },
+            "referrals_answered_within_72h": {
+                **_share(sum(w for _, w in d["ref"].values()),
+                         sum(n for n, _ in d["ref"].values())),
+                "by_agency": refs,
+            },
+            "guardianship_followed_up_within_7d": _share(d["gap"][1], d["gap"][0]),
+            "petitions": {
+                "total": d["petitions"][0],
+                "by_channel": dict(sorted(d["petitions"][1].items())),
+                "by_category": dict(sorted(d["petitions"][2].items())),
+            },
+            "screening_coverage": {
+                "registered": registered, "covered": covered,
+                "key_registered": key_registered, "key_covered": key_covered,
+                "coverage": lc.coverage_ratio(covered, registered),
+            },
+        }
+    return out

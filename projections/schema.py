@@ -33,8 +33,8 @@ Three tables and two views:
   ``guardianship_districts``, the (household, child) pairs with a gap in each
   district (a guardianship page's candidates), and ``household_owner`` — per
   household what ownership is folded from (first event, registrations and
-  transfers, visits; the household and coverage ledgers) and ``coverage_state``,
-  its numbers the coverage ledger reads for a whole city. Every
+  transfers, visits; the household and coverage ledgers) and ``household_coverage``,
+  the numbers the coverage ledger reads for a whole city. Every
   aggregate is idempotent (min, max, set union), so re-sent rows, a replay,
   or the backfill ``ensure_schema`` runs when a pre-aggregate is added to an
   existing warehouse change nothing.
@@ -73,7 +73,7 @@ HOUSEHOLD_WARNINGS = "household_warnings"
 WARNING_KPIS = "warning_kpis"
 GUARDIANSHIP_DISTRICTS = "guardianship_districts"
 HOUSEHOLD_OWNER = "household_owner"
-COVERAGE_STATE = "coverage_state"
+HOUSEHOLD_COVERAGE = "household_coverage"
 TABLES: tuple[str, ...] = (EVENTS, LIFECYCLE, DIRECTORY)
 #: Tables filled by materialized views (truncated with the sources on reset).
 AGGREGATES: tuple[str, ...] = (
@@ -88,7 +88,7 @@ AGGREGATES: tuple[str, ...] = (
     WARNING_KPIS,
     GUARDIANSHIP_DISTRICTS,
     HOUSEHOLD_OWNER,
-    COVERAGE_STATE,
+    HOUSEHOLD_COVERAGE,
 )
 #: The pre-aggregates the dashboard reads with FINAL: whole for the city's KPIs
 #: (``projections.kpis``), by district for the warning and household pages. A bulk
@@ -100,7 +100,7 @@ AGGREGATES: tuple[str, ...] = (
 #: tables; more after a replay that left dozens of parts.
 COMPACTED_AFTER_BULK: tuple[str, ...] = (
     WARNING_KPIS, HOUSEHOLD_WARNINGS, CASE_RESOLUTIONS,
-    WARNING_STATE, HOUSEHOLD_STATE, HOUSEHOLD_BY_KEY, HOUSEHOLD_OWNER, COVERAGE_STATE,
+    WARNING_STATE, HOUSEHOLD_STATE, HOUSEHOLD_BY_KEY, HOUSEHOLD_OWNER, HOUSEHOLD_COVERAGE,
 )
 #: "No such instant" in the min/max aggregates (no NULLs: they would defeat merging).
 NEVER = (1 << 63) - 1
@@ -146,10 +146,18 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("offset", "UInt64", pa.uint64()),
     Column("flags", "Array(LowCardinality(String))", pa.list_(pa.string())),
     Column("to_org_unit", _LC_NULL_STR, pa.string()),
+    # the coded fields of assessments, referrals and consent (catalog v2)
+    Column("risk", _LC_NULL_STR, pa.string()),
+    Column("referral_id", "Nullable(String)", pa.string()),
+    Column("agency", _LC_NULL_STR, pa.string()),
+    Column("basis", _LC_NULL_STR, pa.string()),
+    Column("agencies", "Array(LowCardinality(String))", pa.list_(pa.string())),
 )
 #: Columns added to ``events`` after warehouses existed: ``ensure_schema`` adds them
 #: to an older table (empty / NULL on its rows, which predate the types that fill them).
-ADDED_EVENT_COLUMNS: tuple[str, ...] = ("flags", "to_org_unit")
+ADDED_EVENT_COLUMNS: tuple[str, ...] = (
+    "flags", "to_org_unit", "risk", "referral_id", "agency", "basis", "agencies",
+)
 
 LIFECYCLE_COLUMNS: tuple[Column, ...] = (
     Column("seq", "UInt64", pa.uint64()),
@@ -600,9 +608,6 @@ SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_b
     ),
 )
 
-#: A registration or transfer in numbers: (offset, 1 registration / 0 transfer, org
-#: unit, to_org_unit — 0 unless a community code —, key household).
-NUMERIC_MOVE = "Tuple(UInt64, UInt8, UInt64, UInt64, UInt8)"
 _TO = "ifNull(CAST(to_org_unit, 'Nullable(String)'), '')"
 #: ``events.orgunits.level_of(code) is COMMUNITY`` for a string expression ``{0}``.
 COMMUNITY_CODE = (
@@ -612,45 +617,61 @@ COMMUNITY_CODE = (
 )
 #: "No such offset" in the min aggregates of offsets.
 NO_OFFSET = (1 << 64) - 1
+#: A registration in numbers: (offset, org unit as a number, key household 0/1).
+NUMERIC_REGISTRATION = "Tuple(UInt64, UInt64, UInt8)"
+#: A transfer in numbers: (offset, org unit, to_org_unit — 0 unless a community code).
+NUMERIC_TRANSFER = "Tuple(UInt64, UInt64, UInt64)"
+_REGISTRATION_OF_ROW = (
+    "(`offset`, toUInt64(toString(org_unit)), toUInt8(has(flags, 'key_household')))"
+)
 
-# Per household, the coverage ledger's "now" in numbers only (a city's households are
-# read whole, ~10⁶ rows at 10M events: strings and arrays cost 10×): the first
-# registration by processing order as (offset, org unit as a number, key household),
-# the first and last offset of any registration or transfer, and the latest visit.
-# A household whose only move is its registration is owned by that registration's
-# community — most registered households; the others (``first_move < last_move``) are
-# folded from ``moves``, the same moves in numbers (``projections.now.coverage_facts``).
-COVERAGE_STATE_AGGREGATE = Aggregate(
-    COVERAGE_STATE,
-    f"""CREATE TABLE IF NOT EXISTS {COVERAGE_STATE} (
+# Per household, the coverage ledger's "now" in numbers only: a city's households are
+# read whole (~10⁶ rows at 10M events), so every byte per row counts, and a per-row
+# array of all registrations and transfers (most households' only "move" is their
+# registration) cost more than the rest together. What decides the owner of a
+# registered household is its first registration and the transfers after it
+# (re-registrations never move it), so transfers — ~2% of households — are the only
+# array, empty elsewhere; the key flag is the last registration's whenever that
+# registration is certainly valid (the only one, or no transfer after the first and
+# the same community). The rest — re-registered households with a transfer, or whose
+# last registration came from another community — are read from ``household_owner``
+# and folded in full (``projections.now``, the "rare" path).
+HOUSEHOLD_COVERAGE_AGGREGATE = Aggregate(
+    HOUSEHOLD_COVERAGE,
+    f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_COVERAGE} (
   household_key String,
-  first_registration SimpleAggregateFunction(min, Tuple(UInt64, UInt64, UInt8)),
-  first_move SimpleAggregateFunction(min, UInt64),
-  last_move SimpleAggregateFunction(max, UInt64),
+  first_registration SimpleAggregateFunction(min, {NUMERIC_REGISTRATION}),
+  last_registration SimpleAggregateFunction(max, {NUMERIC_REGISTRATION}),
+  last_transfer SimpleAggregateFunction(max, UInt64),
   last_visit_us SimpleAggregateFunction(max, Int64),
-  moves SimpleAggregateFunction(groupUniqArrayArray, Array({NUMERIC_MOVE}))
+  transfers SimpleAggregateFunction(groupUniqArrayArray, Array({NUMERIC_TRANSFER}))
 ) ENGINE = AggregatingMergeTree ORDER BY household_key""",
     (
         (
-            "coverage_state_from_events",
+            "household_coverage_from_events",
             EVENTS,
-            "SELECT household_key, if(type = 'household.registered', "
-            "(`offset`, toUInt64(toString(org_unit)), toUInt8(has(flags, 'key_household'))), "
+            "SELECT household_key, "
+            f"if(type = 'household.registered', {_REGISTRATION_OF_ROW}, "
             f"(toUInt64({NO_OFFSET}), toUInt64(0), toUInt8(0))) AS first_registration, "
-            "if(type = 'screening.visit_recorded', "
-            f"toUInt64({NO_OFFSET}), `offset`) AS first_move, "
-            "if(type = 'screening.visit_recorded', toUInt64(0), `offset`) AS last_move, "
+            f"if(type = 'household.registered', {_REGISTRATION_OF_ROW}, "
+            "(toUInt64(0), toUInt64(0), toUInt8(0))) AS last_registration, "
+            "if(type = 'household.transferred', `offset`, toUInt64(0)) AS last_transfer, "
             f"if(type = 'screening.visit_recorded', {_US}(occurred_at), toInt64({BEFORE_ALL})) "
             "AS last_visit_us, "
-            "if(type = 'screening.visit_recorded', [], "
-            f"[CAST((`offset`, toUInt8(type = 'household.registered'), "
-            "toUInt64(toString(org_unit)), "
-            f"if({COMMUNITY_CODE.format(_TO)}, toUInt64({_TO}), toUInt64(0)), "
-            f"toUInt8(has(flags, 'key_household'))), '{NUMERIC_MOVE}')]) AS moves "
+            "if(type = 'household.transferred', "
+            "[CAST((`offset`, toUInt64(toString(org_unit)), "
+            f"if({COMMUNITY_CODE.format(_TO)}, toUInt64({_TO}), toUInt64(0))), "
+            f"'{NUMERIC_TRANSFER}')], []) AS transfers "
             f"FROM {EVENTS} WHERE type IN ('household.registered', "
             "'household.transferred', 'screening.visit_recorded')",
         ),
     ),
+)
+
+#: Pre-aggregates a later schema replaced: (view, table), dropped by ``ensure_schema``
+#: so that an existing warehouse stops feeding them.
+OBSOLETE_AGGREGATES: tuple[tuple[str, str], ...] = (
+    ("coverage_state_from_events", "coverage_state"),
 )
 
 AGGREGATE_DEFINITIONS: tuple[Aggregate, ...] = (
@@ -665,5 +686,68 @@ AGGREGATE_DEFINITIONS: tuple[Aggregate, ...] = (
     WARNING_KPIS_AGGREGATE,
     GUARDIANSHIP_DISTRICTS_AGGREGATE,
     HOUSEHOLD_OWNER_AGGREGATE,
-    COVERAGE_STATE_AGGREGATE,
+    HOUSEHOLD_COVERAGE_AGGREGATE,
+)
+
+
+# --- after the alert (catalog v2): referrals and every transition of a warning ------
+#
+# ``referral_records`` holds the referral lifecycle records (they name a referral, not a
+# warning): one row per (household, referral, type) — a referral is sent, answered and
+# closed at most once. ``warning_transitions`` holds every lifecycle record of a
+# warning, repeats included: ``lifecycle`` keeps one row per (warning, type, to_level),
+# which a reopened warning's second acknowledgement, resolution or escalation, and a
+# warning's later assessments, would replace. Here the key also holds the instant and
+# what tells two records of one instant apart (risk, destination), so only a re-sent
+# record replaces its own row. Written beside ``lifecycle`` by every write; a warehouse
+# from before it is backfilled from ``lifecycle`` by ``ensure_schema`` (it held no
+# repeats then, so the copy is exact).
+REFERRAL_RECORDS = "referral_records"
+WARNING_TRANSITIONS = "warning_transitions"
+REFERRAL_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "UInt64", pa.uint64()),
+    Column("type", "LowCardinality(String)", pa.string()),
+    Column("referral_id", "String", pa.string()),
+    Column("household_key", "String", pa.string()),
+    Column("agency", "LowCardinality(String)", pa.string()),
+    Column("basis", _LC_NULL_STR, pa.string()),
+    Column("warning_id", "Nullable(String)", pa.string()),
+    Column("outcome", _LC_NULL_STR, pa.string()),
+    Column("at", "DateTime64(6, 'UTC')", _TS),
+)
+TRANSITION_COLUMNS: tuple[Column, ...] = (
+    *LIFECYCLE_COLUMNS,
+    Column("risk", _LC_NULL_STR, pa.string()),
+    Column("from_org_unit", _LC_NULL_STR, pa.string()),
+    Column("to_org_unit", _LC_NULL_STR, pa.string()),
+)
+TABLE_COLUMNS[REFERRAL_RECORDS] = REFERRAL_COLUMNS
+TABLE_COLUMNS[WARNING_TRANSITIONS] = TRANSITION_COLUMNS
+_ENGINES[REFERRAL_RECORDS] = (
+    "ReplacingMergeTree(seq) ORDER BY (household_key, referral_id, type)"
+)
+_ENGINES[WARNING_TRANSITIONS] = (
+    "ReplacingMergeTree(seq) ORDER BY (warning_id, type, at, ifNull(to_level, ''), "
+    "ifNull(risk, ''), ifNull(to_org_unit, ''))"
+)
+AFTER_ALERT_TABLES: tuple[str, ...] = (REFERRAL_RECORDS, WARNING_TRANSITIONS)
+
+
+def transitions_backfill() -> str:
+    """``warning_transitions`` from ``lifecycle`` (a warehouse from before the table)."""
+    copied = ", ".join(quote_ident(c.name) for c in LIFECYCLE_COLUMNS)
+    return (
+        f"INSERT INTO {WARNING_TRANSITIONS} ({copied}) "
+        f"SELECT {copied} FROM {LIFECYCLE} FINAL"
+    )
+
+
+#: The latest referral record's instant, as a ``lifecycle`` bound of ``data_bounds``.
+REFERRAL_BOUNDS_SELECT = (
+    f"SELECT '{LIFECYCLE}' AS source, max({_US}(at)) AS max_us FROM {REFERRAL_RECORDS} "
+    "HAVING count() > 0"
+)
+REFERRAL_BOUNDS_VIEW = (
+    f"CREATE MATERIALIZED VIEW IF NOT EXISTS data_bounds_from_referrals TO {BOUNDS} "
+    f"AS {REFERRAL_BOUNDS_SELECT}"
 )

@@ -8,7 +8,17 @@ current (base) pack, once with the candidate — with the same explicit
 * ``appear``: raised by the candidate only;
 * ``vanish``: raised by the base pack only;
 * ``change``: raised by both, but with a different level or a different
-  lifecycle history (escalations, acknowledgement, resolution, their times).
+  lifecycle history (escalations, acknowledgement, assessment, resolution,
+  reopening, their times).
+
+Next to the diff, each rule's **assessed risk**: how the chairs judged (研判,
+``warning.assessed``) the warnings it raised in the log — low, medium, high, or
+unassessed, each warning counted once by its last assessment — for the base and
+the candidate run. A rule's **precision** is the share of its *assessed* warnings
+judged medium or high: of the warnings someone looked at, how many were worth
+raising. Unassessed warnings are outside it (nobody judged them), so it is None
+for a rule with no assessment. A candidate that drops warnings judged low raises
+it; one that adds warnings nobody could have judged adds only unassessed ones.
 
 Nothing here does I/O beyond what the caller passes in; the CLI is
 ``cli.rules``.
@@ -29,6 +39,12 @@ from rules.replay import Counts, Replay
 
 Kind = Literal["appear", "vanish", "change"]
 KINDS: tuple[Kind, ...] = ("appear", "vanish", "change")
+#: Assessed risk (DESIGN ``warning.assessed``), then the column of warnings never assessed.
+RISKS: tuple[str, ...] = ("low", "medium", "high")
+UNASSESSED = "unassessed"
+RISK_COLUMNS: tuple[str, ...] = (*RISKS, UNASSESSED)
+#: The risks that count as "worth raising" for precision.
+WORTH_RAISING = frozenset({"medium", "high"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +58,8 @@ class WarningRun:
     org_unit: str
     raised_at: str
     history: tuple[tuple[str, ...], ...]
+    #: the last assessment's risk (None: never assessed).
+    risk: str | None = None
 
     @property
     def district(self) -> str:
@@ -93,6 +111,42 @@ class Difference:
         return row
 
 
+@dataclass(frozen=True, slots=True)
+class RiskProfile:
+    """How one rule's warnings were judged: counts per assessed risk, and unassessed."""
+
+    rule_id: str
+    low: int = 0
+    medium: int = 0
+    high: int = 0
+    unassessed: int = 0
+
+    @property
+    def assessed(self) -> int:
+        return self.low + self.medium + self.high
+
+    @property
+    def precision(self) -> float | None:
+        """Share of the assessed warnings judged medium or high (None: none assessed)."""
+        if not self.assessed:
+            return None
+        return round((self.medium + self.high) / self.assessed, 4)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule_id": self.rule_id, "low": self.low, "medium": self.medium,
+                "high": self.high, "unassessed": self.unassessed, "assessed": self.assessed,
+                "precision": self.precision}
+
+
+def risk_profiles(runs: dict[str, WarningRun]) -> dict[str, RiskProfile]:
+    """Per rule (sorted), how its warnings were assessed."""
+    counts: dict[str, Counter[str]] = {}
+    for run in runs.values():
+        counts.setdefault(run.rule_id, Counter())[run.risk or UNASSESSED] += 1
+    return {rule: RiskProfile(rule, *(c[r] for r in RISK_COLUMNS))
+            for rule, c in sorted(counts.items())}
+
+
 @dataclass
 class BacktestResult:
     base_pack: str
@@ -102,6 +156,18 @@ class BacktestResult:
     base_warnings: int
     candidate_warnings: int
     differences: list[Difference] = field(default_factory=list)
+    #: per rule, the assessed risk of its warnings in each run (``risk_profiles``).
+    base_risk: dict[str, RiskProfile] = field(default_factory=dict)
+    candidate_risk: dict[str, RiskProfile] = field(default_factory=dict)
+
+    def risk_rows(self) -> list[tuple[str, str, RiskProfile]]:
+        """(rule, "base"|"candidate", profile) for every rule of either run, rule order."""
+        rows = []
+        for rule in sorted(self.base_risk.keys() | self.candidate_risk.keys()):
+            for pack, profiles in (("base", self.base_risk),
+                                   ("candidate", self.candidate_risk)):
+                rows.append((rule, pack, profiles.get(rule, RiskProfile(rule))))
+        return rows
 
     def by(self, key: str) -> dict[str, Counter[str]]:
         """Counts of appear/vanish/change per ``rule_id`` or per ``district``."""
@@ -115,11 +181,15 @@ class BacktestResult:
 
 
 def _collect(records: Iterable[Record]) -> dict[str, WarningRun]:
+    """Warnings by id with their history; records of no warning (referrals) pass by."""
     raised: dict[str, Record] = {}
     history: dict[str, list[tuple[str, ...]]] = {}
+    risk: dict[str, str] = {}
     for record in records:
-        warning_id = record["warning_id"]
+        warning_id = record.get("warning_id")
         kind = str(record["type"])
+        if warning_id is None or not kind.startswith("warning."):
+            continue
         if kind == "warning.raised":
             raised[warning_id] = record
             history[warning_id] = []
@@ -127,10 +197,13 @@ def _collect(records: Iterable[Record]) -> dict[str, WarningRun]:
         step: tuple[str, ...] = (kind.removeprefix("warning."), str(record["at"]))
         if kind == "warning.escalated":
             step += (f"to {record['to_level']}",)
+        elif kind == "warning.assessed":
+            step += (str(record["risk"]),)
+            risk[warning_id] = str(record["risk"])
         history.setdefault(warning_id, []).append(step)
     return {
         wid: WarningRun(wid, r["rule_id"], r["household_id"], r["level"], r["org_unit"],
-                        str(r["at"]), tuple(history.get(wid, [])))
+                        str(r["at"]), tuple(history.get(wid, [])), risk.get(wid))
         for wid, r in raised.items()
     }
 
@@ -172,6 +245,8 @@ def backtest(base: RulePack, candidate: RulePack, lines: Iterable[bytes | str],
         as_of=limit, counts=counts, base_warnings=len(base_runs),
         candidate_warnings=len(candidate_runs),
         differences=compare(base_runs, candidate_runs),
+        base_risk=risk_profiles(base_runs),
+        candidate_risk=risk_profiles(candidate_runs),
     )
 
 

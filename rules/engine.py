@@ -4,8 +4,8 @@ No I/O and no clock: time comes from the events' ``occurred_at`` and from the
 ``until`` instant a runtime passes to ``advance``. Given the same events in the
 same order it produces the same records and warning IDs in every runtime.
 Semantics are DESIGN.md's "default rule pack — exact semantics" and "Catalog v2"
-(ownership, transfers, cadences, auto-resolution); the engine is generic over
-``rules.pack.RulePack``.
+(ownership, transfers, cadences, auto-resolution, commands on warnings, referrals and
+consent); the engine is generic over ``rules.pack.RulePack``.
 """
 
 from __future__ import annotations
@@ -21,16 +21,27 @@ from typing import Any, Literal
 
 from events.catalog import EventFacts
 from events.codec import Decoded
-from events.instants import EPOCH
+from events.instants import EPOCH, MICROS_PER_DAY
 from events.orgunits import Level, ancestor_at
 from rules.ownership import REGISTERED, TRANSFERRED, OwnerStep, next_owner
 from rules.pack import Rule, RulePack, Signal
-from rules.state import CADENCE, ESCALATION, RULE_DEADLINE, Cadence, HouseholdState, OpenWarning
+from rules.referrals import CONSENT_EVENTS, REFERRAL_EVENTS, consent_step, referent, referral_step
+from rules.state import (
+    CADENCE,
+    ESCALATION,
+    RULE_DEADLINE,
+    Cadence,
+    HouseholdState,
+    OpenWarning,
+    ResolvedWarning,
+)
 
 Record = dict[str, Any]
 Status = Literal["processed", "duplicate", "rejected"]
 LEVEL_LABELS = [level.label for level in Level]
 TOP_LEVEL = int(Level.CITY)
+#: A resolved warning may be reopened until this long after it was resolved.
+REOPEN_WINDOW_US = 30 * MICROS_PER_DAY
 
 
 def warning_id_for(rule_id: str, household_id: str, trigger_event_id: str) -> str:
@@ -130,6 +141,11 @@ class Engine:
             self._belong(state, step, event, at, records)
         elif state.owner is None:  # next_owner's step for any other first event
             state.owner = event.org_unit
+        if kind in _CHECKED:  # the contract's conditions first: a notice changes nothing
+            notice = self._checked(state, event, at, records)
+            if notice is not None:
+                outcome.notices.append(notice)
+                return outcome
         key = _shape(event)
         plan = self._plans.get(key)
         if plan is None:
@@ -141,6 +157,8 @@ class Engine:
         if state._open:
             for rule_id in plan.resolves:
                 self._auto_resolve(state, rule_id, household_id, at, records)
+        if plan.answers:
+            self._answer(state, plan.answers, event, at, records)
         for rule in plan.candidates:
             if self._triggers(state, rule, at):
                 self._raise(state, rule, household_id, event_id, event.org_unit, at, records)
@@ -187,7 +205,12 @@ class Engine:
             ),
             cadences=cadences,
             resolves=tuple(
-                rule.id for rule in self.pack.rules if not matched.isdisjoint(rule.resolved_by)
+                rule.id for rule in self.pack.rules
+                if rule.deadline is None and not matched.isdisjoint(rule.resolved_by)
+            ),
+            answers=tuple(
+                rule.id for rule in self._deadline_rules
+                if not matched.isdisjoint(rule.resolved_by)
             ),
             remembers=bool(windowed or flags or deadlines or cadences),
         )
@@ -281,14 +304,17 @@ class Engine:
             warning.org_unit = owner
             if before != after:
                 out.append(
-                    {
-                        "type": "warning.transferred",
-                        "warning_id": warning.warning_id,
-                        "household_id": household_id,
-                        "from_org_unit": before,
-                        "to_org_unit": after,
-                        "at": _format_at(at),
-                    }
+                    _tagged(
+                        {
+                            "type": "warning.transferred",
+                            "warning_id": warning.warning_id,
+                            "household_id": household_id,
+                            "from_org_unit": before,
+                            "to_org_unit": after,
+                            "at": _format_at(at),
+                        },
+                        warning,
+                    )
                 )
 
     # -- commands -----------------------------------------------------------
@@ -304,8 +330,7 @@ class Engine:
         warning_id = event.data["warning_id"]  # type: ignore[attr-defined]
         warning = state.open.get(warning_id)
         if warning is None:
-            why = "is closed" if warning_id in state.closed else "is unknown for this household"
-            outcome.notices.append(f"{kind} for {warning_id}: warning {why}; nothing changed")
+            outcome.notices.append(_missing(state, kind, warning_id))
             return
         if kind == "warning.resolved":
             self._close(state, warning_id, event.household_id, at, outcome.records)
@@ -318,8 +343,117 @@ class Engine:
         else:
             warning.acknowledged = True
             outcome.records.append(
-                _transition("warning.acknowledged", warning_id, event.household_id, at)
+                _transition("warning.acknowledged", warning, event.household_id, at)
             )
+
+    def _checked(
+        self, state: HouseholdState, event: EventFacts, at: int, out: list[Record]
+    ) -> str | None:
+        """Commands on warnings, referrals and consent: the notice when the event breaks
+        one of the contract's conditions (it then changes nothing at all), else None once
+        its effects and records are in ``state`` and ``out``."""
+        kind = event.type
+        data = event.data
+        if kind in REFERRAL_EVENTS:
+            notice, record = referral_step(
+                state, kind, event.event_id, event.household_id, data, _format_at(at)
+            )
+            if record is not None:
+                out.append(record)
+            return notice
+        if kind in CONSENT_EVENTS:
+            consent_step(state, kind, data)
+            return None
+        if kind == ASSESSED:
+            return self._assess(state, event.household_id, data, at, out)
+        return self._reopen(state, event.household_id, data, at, out)
+
+    @staticmethod
+    def _assess(
+        state: HouseholdState, household_id: str, data: Any, at: int, out: list[Record]
+    ) -> str | None:
+        """研判 on an open warning: acknowledged first if it was not, then the risk. The
+        same risk as its last assessment (a reopening keeps it) changes nothing at all."""
+        warning_id: str = data["warning_id"]
+        warning = state._open.get(warning_id) if state._open else None
+        if warning is None:
+            return _missing(state, ASSESSED, warning_id)
+        risk: str = data["risk"]
+        if warning.risk == risk:
+            return f"{ASSESSED} for {warning_id}: same risk as its last assessment; nothing changed"
+        if not warning.acknowledged:
+            warning.acknowledged = True
+            out.append(_transition("warning.acknowledged", warning, household_id, at))
+        warning.risk = risk
+        out.append(
+            _tagged(
+                {
+                    "type": ASSESSED,
+                    "warning_id": warning_id,
+                    "household_id": household_id,
+                    "risk": risk,
+                    "at": _format_at(at),
+                },
+                warning,
+            )
+        )
+        return None
+
+    def _reopen(
+        self, state: HouseholdState, household_id: str, data: Any, at: int, out: list[Record]
+    ) -> str | None:
+        """A resolved warning, at most 30 days after it was resolved and while no other
+        warning of its rule is open, is open again: unacknowledged, at community level at
+        the household's owner, its old escalation deadlines void, the next at t + SLA.
+
+        It keeps its raise instant, assignee and last risk, and joins the end of the open
+        warnings (a later ``case.resolved`` or transfer takes it last)."""
+        warning_id: str = data["warning_id"]
+        if state._open and warning_id in state._open:
+            return f"{REOPENED} for {warning_id}: warning is open; nothing changed"
+        resolved = state._resolved.get(warning_id) if state._resolved else None
+        if resolved is None:
+            if state._closed and warning_id in state._closed:
+                # Closed in a state stored before resolved warnings were kept.
+                return (f"{REOPENED} for {warning_id}: resolved before reopening was kept;"
+                        " nothing changed")
+            return _missing(state, REOPENED, warning_id)
+        if at < resolved.resolved_at:
+            return f"{REOPENED} for {warning_id}: before it was resolved; nothing changed"
+        if at > resolved.resolved_at + REOPEN_WINDOW_US:
+            return (f"{REOPENED} for {warning_id}: more than 30 days after it was resolved;"
+                    " nothing changed")
+        if state.open_of_rule(resolved.rule_id) is not None:
+            return (f"{REOPENED} for {warning_id}: another warning of its rule is open;"
+                    " nothing changed")
+        owner = state.owner
+        assert owner is not None  # set by this very event at the latest
+        del state.resolved[warning_id]
+        if not state._resolved:
+            state._resolved = None
+        state.closed.discard(warning_id)
+        if not state._closed:
+            state._closed = None
+        warning = OpenWarning(
+            warning_id, resolved.rule_id, resolved.level, owner, 0, False, resolved.raised_at,
+            resolved.assignee, resolved.risk, resolved.reopened + 1,
+        )
+        state.open[warning_id] = warning
+        state.unschedule(ESCALATION, warning_id)
+        state.schedule(at + self._sla[warning.level], ESCALATION, (warning_id,))
+        out.append(
+            _tagged(
+                {
+                    "type": REOPENED,
+                    "warning_id": warning_id,
+                    "household_id": household_id,
+                    "handling_org_unit": owner,
+                    "at": _format_at(at),
+                },
+                warning,
+            )
+        )
+        return None
 
     @staticmethod
     def _assign(warning: OpenWarning, event: EventFacts, at: int, outcome: Outcome) -> None:
@@ -338,13 +472,16 @@ class Engine:
             return
         warning.assignee = assignee
         outcome.records.append(
-            {
-                "type": "warning.assigned",
-                "warning_id": warning.warning_id,
-                "household_id": event.household_id,
-                "assignee": assignee,
-                "at": _format_at(at),
-            }
+            _tagged(
+                {
+                    "type": "warning.assigned",
+                    "warning_id": warning.warning_id,
+                    "household_id": event.household_id,
+                    "assignee": assignee,
+                    "at": _format_at(at),
+                },
+                warning,
+            )
         )
 
     def _auto_resolve(
@@ -356,12 +493,36 @@ class Engine:
         if warning is not None:
             self._close(state, warning.warning_id, household_id, max(at, warning.raised_at), out)
 
+    def _answer(
+        self, state: HouseholdState, rule_ids: tuple[str, ...], event: EventFacts, at: int,
+        out: list[Record],
+    ) -> None:
+        """A ``resolved_by`` signal of a deadline rule answers that rule's trigger when the
+        event refers to it (a referral's answer refers to its ``referral.sent``): the
+        pending deadline is void, and the warning it raised, if open, is resolved (at the
+        later of the event's time and the warning's raise instant)."""
+        trigger = referent(state, event.data)
+        if trigger is None:
+            return
+        household_id = event.household_id
+        for rule_id in rule_ids:
+            state.unschedule(RULE_DEADLINE, rule_id, trigger)
+            warning_id = warning_id_for(rule_id, household_id, trigger)
+            warning = state._open.get(warning_id) if state._open else None
+            if warning is not None:
+                self._close(state, warning_id, household_id, max(at, warning.raised_at), out)
+
     def _close(
         self, state: HouseholdState, warning_id: str, household_id: str, at: int, out: list[Record]
     ) -> None:
-        del state.open[warning_id]
+        """Resolved: kept with what a reopening needs (``ResolvedWarning``)."""
+        warning = state.open.pop(warning_id)
         state.closed.add(warning_id)
-        out.append(_transition("warning.resolved", warning_id, household_id, at))
+        state.resolved[warning_id] = ResolvedWarning(
+            warning.rule_id, warning.level, warning.raised_at, at, warning.assignee,
+            warning.risk, warning.reopened,
+        )
+        out.append(_transition("warning.resolved", warning, household_id, at))
 
     # -- warnings and deadlines ---------------------------------------------
 
@@ -425,15 +586,18 @@ class Engine:
         before = warning.handling_level
         warning.handling_level = before + 1
         out.append(
-            {
-                "type": "warning.escalated",
-                "warning_id": warning_id,
-                "household_id": household_id,
-                "from_level": LEVEL_LABELS[before],
-                "to_level": LEVEL_LABELS[before + 1],
-                "handling_org_unit": _handling_unit(warning.org_unit, before + 1),
-                "at": _format_at(due),
-            }
+            _tagged(
+                {
+                    "type": "warning.escalated",
+                    "warning_id": warning_id,
+                    "household_id": household_id,
+                    "from_level": LEVEL_LABELS[before],
+                    "to_level": LEVEL_LABELS[before + 1],
+                    "handling_org_unit": _handling_unit(warning.org_unit, before + 1),
+                    "at": _format_at(due),
+                },
+                warning,
+            )
         )
         if warning.handling_level < TOP_LEVEL:
             state.schedule(due + self._sla[warning.level], ESCALATION, (warning_id,))
@@ -467,6 +631,10 @@ class Engine:
 
 
 _HOUSEHOLD_EVENTS = frozenset({REGISTERED, TRANSFERRED})
+ASSESSED = "warning.assessed"
+REOPENED = "warning.reopened"
+#: Events whose conditions are checked before anything else (``Engine._checked``).
+_CHECKED = frozenset({ASSESSED, REOPENED, *REFERRAL_EVENTS, *CONSENT_EVENTS})
 _COMMANDS = frozenset(
     {"case.resolved", "warning.acknowledged", "warning.assigned", "warning.resolved"}
 )
@@ -482,6 +650,8 @@ class _Plan:
     cadences: tuple[tuple[Rule, bool], ...]
     #: Rules whose open warning the event resolves (``resolved_by``).
     resolves: tuple[str, ...]
+    #: Deadline rules whose trigger the event may answer (``resolved_by``; ``_answer``).
+    answers: tuple[str, ...]
     #: Whether the event leaves anything in state (a timestamp, a flag, a deadline).
     remembers: bool
 
@@ -508,13 +678,33 @@ def _count_between(series: list[int] | None, low: int, high: int) -> int:
     return bisect_right(series, high) - bisect_left(series, low)
 
 
-def _transition(kind: str, warning_id: str, household_id: str, at: int) -> Record:
-    return {
-        "type": kind,
-        "warning_id": warning_id,
-        "household_id": household_id,
-        "at": _format_at(at),
-    }
+def _transition(kind: str, warning: OpenWarning, household_id: str, at: int) -> Record:
+    return _tagged(
+        {
+            "type": kind,
+            "warning_id": warning.warning_id,
+            "household_id": household_id,
+            "at": _format_at(at),
+        },
+        warning,
+    )
+
+
+def _tagged(record: Record, warning: OpenWarning) -> Record:
+    """A record of a reopened warning carries ``reopened`` (how many times it was): its
+    acknowledgement, escalations and resolution after a reopening are new transitions,
+    not re-sends of the first ones (``rules.transitions``). A warning never reopened
+    writes the records it always wrote."""
+    if warning.reopened:
+        record["reopened"] = warning.reopened
+    return record
+
+
+def _missing(state: HouseholdState, kind: str, warning_id: str) -> str:
+    """The notice for a command naming no open warning of the household."""
+    why = "is closed" if state._closed and warning_id in state._closed else (
+        "is unknown for this household")
+    return f"{kind} for {warning_id}: warning {why}; nothing changed"
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -127,7 +127,10 @@ class Rule(_Strict):
     one event (``deadline``) or a registered household's cadence (``cadence``).
 
     ``resolved_by`` names signals whose processed event resolves the household's open
-    warning of this rule (auto-resolution: the work the warning asked for was done).
+    warning of this rule (auto-resolution: the work the warning asked for was done). On a
+    deadline rule it answers one trigger instead: an event that refers to the deadline's
+    ``after`` event (a referral's answer refers to its ``referral.sent``) voids that
+    deadline and resolves the warning that trigger raised, and no other.
     """
 
     id: str = Field(pattern=RULE_ID_PATTERN)

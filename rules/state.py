@@ -4,7 +4,8 @@ Everything the rules need about one household: which event ids were seen (for
 duplicates), timestamps of windowed signals, 'ever seen' flags, the open
 warnings in raise order, the ids of closed ones, pending deadlines, and where
 the household belongs (its owner, whether it is registered and with which
-flags, and the state of each cadence rule). It
+flags, and the state of each cadence rule), what a reopening needs of each resolved
+warning, the household's referrals and its standing consent. It
 serializes to compact JSON (``to_bytes``/``from_bytes``) so the embedded log
 (SQLite) and the Kafka runtime (a table with a changelog) store the same bytes.
 """
@@ -49,7 +50,9 @@ class OpenWarning:
     """A warning not yet resolved; ``handling_level`` is 0..3 (community..city).
 
     ``assignee`` is the staff member it was last assigned to (None: never), kept
-    so that assigning it to the same person again changes nothing.
+    so that assigning it to the same person again changes nothing; ``risk`` is its
+    last assessment (None: never assessed), kept so that the same risk again changes
+    nothing; ``reopened`` counts its reopenings.
     """
 
     warning_id: str
@@ -62,6 +65,8 @@ class OpenWarning:
     acknowledged: bool
     raised_at: int
     assignee: str | None = None
+    risk: str | None = None
+    reopened: int = 0
 
     def to_list(self) -> list[Any]:
         row: list[Any] = [
@@ -73,15 +78,71 @@ class OpenWarning:
             self.acknowledged,
             self.raised_at,
         ]
-        if self.assignee is not None:
+        # Trailing fields only up to the last one set: a row without them is the row
+        # stored before they existed (seven fields; eight with an assignee).
+        if self.reopened:
+            row += (self.assignee, self.risk, self.reopened)
+        elif self.risk is not None:
+            row += (self.assignee, self.risk)
+        elif self.assignee is not None:
             row.append(self.assignee)
         return row
 
     @classmethod
     def from_list(cls, row: list[Any]) -> OpenWarning:
-        # States saved before assignment existed have seven fields.
-        assignee = row[7] if len(row) > 7 else None
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], assignee)
+        size = len(row)
+        return cls(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+            row[7] if size > 7 else None,
+            row[8] if size > 8 else None,
+            (row[9] or 0) if size > 9 else 0,
+        )
+
+
+@dataclass(slots=True)
+class ResolvedWarning:
+    """What a resolved warning keeps so that it can be reopened (DESIGN "Commands on
+    warnings"): its rule (no other open warning of it may exist), its level (the SLA of
+    its next deadline), when it was raised (auto-resolution never goes before it) and
+    resolved (the 30-day window), and what it carries over (assignee, last risk, count
+    of reopenings)."""
+
+    rule_id: str
+    level: str
+    raised_at: int
+    resolved_at: int
+    assignee: str | None = None
+    risk: str | None = None
+    reopened: int = 0
+
+    def to_list(self) -> list[Any]:
+        return [self.rule_id, self.level, self.raised_at, self.resolved_at,
+                self.assignee, self.risk, self.reopened]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> ResolvedWarning:
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+
+
+#: A referral's status: sent, then accepted or declined, then (accepted only) closed.
+SENT, ACCEPTED, DECLINED, CLOSED = "sent", "accepted", "declined", "closed"
+
+
+@dataclass(slots=True)
+class Referral:
+    """One referral of the household: the ``referral.sent`` event that opened it (the
+    trigger of its ``referral-unanswered`` deadline), the agency and its status."""
+
+    sent_event_id: str
+    agency: str
+    status: str
+
+    def to_list(self) -> list[Any]:
+        return [self.sent_event_id, self.agency, self.status]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> Referral:
+        return cls(row[0], row[1], row[2])
 
 
 #: (due_us, creation_seq, kind, payload): heap order = due time, ties by creation.
@@ -101,7 +162,7 @@ class HouseholdState:
 
     __slots__ = (
         "seen", "_series", "_flags", "_open", "_closed", "_deadlines", "seq",
-        "owner", "household_flags", "_cadences",
+        "owner", "household_flags", "_cadences", "_resolved", "_referrals", "_consent",
     )
 
     def __init__(
@@ -116,6 +177,9 @@ class HouseholdState:
         owner: str | None = None,
         household_flags: frozenset[str] | None = None,
         cadences: dict[str, Cadence] | None = None,
+        resolved: dict[str, ResolvedWarning] | None = None,
+        referrals: dict[str, Referral] | None = None,
+        consent: set[str] | None = None,
     ) -> None:
         self.seen: dict[str, str] = {} if seen is None else seen
         self._series = series or None
@@ -129,6 +193,9 @@ class HouseholdState:
         #: The flags of its registration; None while it is not registered.
         self.household_flags = household_flags
         self._cadences = cadences or None
+        self._resolved = resolved or None
+        self._referrals = referrals or None
+        self._consent = consent or None
 
     @property
     def registered(self) -> bool:
@@ -139,6 +206,26 @@ class HouseholdState:
         if self._cadences is None:
             self._cadences = {}
         return self._cadences
+
+    @property
+    def resolved(self) -> dict[str, ResolvedWarning]:
+        """Resolved warnings (a subset of ``closed``: those closed since it was kept)."""
+        if self._resolved is None:
+            self._resolved = {}
+        return self._resolved
+
+    @property
+    def referrals(self) -> dict[str, Referral]:
+        if self._referrals is None:
+            self._referrals = {}
+        return self._referrals
+
+    @property
+    def consent(self) -> set[str]:
+        """The agencies with a standing consent."""
+        if self._consent is None:
+            self._consent = set()
+        return self._consent
 
     @property
     def series(self) -> dict[str, list[int]]:
@@ -174,12 +261,13 @@ class HouseholdState:
         self.seq += 1
         heapq.heappush(self.deadlines, (due, self.seq, kind, payload))
 
-    def unschedule(self, kind: str, key: Any) -> None:
+    def unschedule(self, kind: str, *key: Any) -> None:
         """Drop the pending deadlines of ``kind`` whose payload starts with ``key``."""
         heap = self._deadlines
         if not heap:
             return
-        kept = [d for d in heap if not (d[2] == kind and d[3][0] == key)]
+        width = len(key)
+        kept = [d for d in heap if not (d[2] == kind and d[3][:width] == key)]
         if len(kept) != len(heap):
             heapq.heapify(kept)
             self._deadlines = kept or None
@@ -196,8 +284,9 @@ class HouseholdState:
 
     def to_bytes(self) -> bytes:
         # Key order and layout are the stored bytes' (SQLite, Kafka changelog): do not change.
-        # Where the household belongs comes after, each key only once it has a value, so
-        # states stored before ownership existed keep their bytes and still load.
+        # Where the household belongs comes after, then what a reopening needs of resolved
+        # warnings ("x"), the referrals ("y") and the standing consent ("g"), each key
+        # only once it has a value, so states stored before them keep their bytes and load.
         doc: dict[str, Any] = {
             "s": self.seen,
             "t": self._series or {},
@@ -216,6 +305,12 @@ class HouseholdState:
             doc["r"] = sorted(self.household_flags)
         if self._cadences:
             doc["k"] = {rule_id: c.to_list() for rule_id, c in self._cadences.items()}
+        if self._resolved:
+            doc["x"] = {w: r.to_list() for w, r in self._resolved.items()}
+        if self._referrals:
+            doc["y"] = {r: ref.to_list() for r, ref in self._referrals.items()}
+        if self._consent:
+            doc["g"] = sorted(self._consent)
         return orjson.dumps(doc)
 
     def __eq__(self, other: object) -> bool:
@@ -240,6 +335,15 @@ class HouseholdState:
         cadences = doc.get("k")
         if cadences:
             state._cadences = {k: Cadence.from_list(v) for k, v in cadences.items()}
+        resolved = doc.get("x")
+        if resolved:
+            state._resolved = {w: ResolvedWarning.from_list(r) for w, r in resolved.items()}
+        referrals = doc.get("y")
+        if referrals:
+            state._referrals = {r: Referral.from_list(v) for r, v in referrals.items()}
+        consent = doc.get("g")
+        if consent:
+            state._consent = set(consent)
         if flags:
             state._flags = set(flags)
         if rows:

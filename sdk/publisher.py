@@ -76,6 +76,7 @@ from streams.kafka.admin import DLQ_TOPIC, EVENTS_TOPIC
 from streams.ports import OwnerDirectory
 
 __all__ = [
+    "CODECS",
     "DEFAULT_CLIENT_ID",
     "BrokerUnavailable",
     "DeliveryFailed",
@@ -85,6 +86,7 @@ __all__ = [
     "Publisher",
     "PublisherError",
     "Rejection",
+    "compression_setting",
     "publish_file",
 ]
 
@@ -97,6 +99,21 @@ DEFAULT_CHUNK = 10_000
 
 Item = str | bytes | bytearray | Mapping[str, Any]
 _Rec = TypeVar("_Rec", OutboxRecord, DeadLetter)
+
+
+#: The codecs a Kafka producer may use; the worker, the API's mirror and every other
+#: consumer of the project read each (aiokafka with cramjam, kafka-python with lz4,
+#: python-snappy and zstandard).
+CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+def compression_setting(codec: str | None) -> str | None:
+    """kafka-python's ``compression_type`` for a codec of :data:`CODECS` (None: the default)."""
+    if codec is None:
+        return _default_compression()
+    if codec not in CODECS:
+        raise ValueError(f"compression: {codec!r} is not one of {', '.join(CODECS)}")
+    return None if codec == "none" else codec
 
 
 def _default_compression() -> str:
@@ -268,6 +285,8 @@ class Publisher:
     ``connect_timeout`` bounds reaching a broker and fetching topic metadata;
     ``flush(timeout)`` bounds each wait for acknowledgements (per chunk of records), so a
     large backlog may take longer than ``timeout`` overall but never stalls longer.
+    ``compression_type`` is one of :data:`CODECS` (None: lz4 where it can be read, else
+    gzip); kafka-python sends a batch uncompressed when the codec would not shrink it.
     """
 
     def __init__(
@@ -318,7 +337,7 @@ class Publisher:
             "max_in_flight_requests_per_connection": 5,
             "linger_ms": linger_ms,
             "batch_size": batch_size,
-            "compression_type": compression_type or _default_compression(),
+            "compression_type": compression_setting(compression_type),
             # Bounded blocking: bootstrap, metadata and buffer waits all give up.
             "bootstrap_timeout_ms": int(connect_timeout * 1000),
             "max_block_ms": int(connect_timeout * 1000),
@@ -694,6 +713,7 @@ def publish_file(
     timeout: float = 30.0,
     connect_timeout: float = 10.0,
     keyring: Keyring | None = None,
+    compression_type: str | None = None,
 ) -> PublishResult:
     """Publish a JSONL file for ``jiahe publish FILE --bootstrap B``; prints nothing.
 
@@ -703,8 +723,8 @@ def publish_file(
     leaves the events queued, reported in the result rather than raised.
     """
     started = time.perf_counter()
-    with Publisher(bootstrap, outbox_path, topic, dlq_topic,
-                   connect_timeout=connect_timeout, keyring=keyring) as publisher:
+    with Publisher(bootstrap, outbox_path, topic, dlq_topic, connect_timeout=connect_timeout,
+                   keyring=keyring, compression_type=compression_type) as publisher:
         result = publisher._publish(_file_lines(Path(path)), True, timeout, progress)
     log.info("published %s in %.2fs: %s", path, time.perf_counter() - started, result)
     return result
@@ -723,10 +743,12 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", default=EVENTS_TOPIC)
     parser.add_argument("--dlq-topic", default=DLQ_TOPIC)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--compression", choices=CODECS, default=None)
     args = parser.parse_args(argv)
     began = time.perf_counter()
     result = publish_file(args.file, args.bootstrap, args.outbox, topic=args.topic,
-                          dlq_topic=args.dlq_topic, timeout=args.timeout)
+                          dlq_topic=args.dlq_topic, timeout=args.timeout,
+                          compression_type=args.compression)
     elapsed = time.perf_counter() - began
     summary = {
         "received": result.received, "accepted": result.accepted,

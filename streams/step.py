@@ -4,11 +4,17 @@ The embedded processor (SQLite log entries) and the Kafka worker (consumed messa
 differ in how they read, decode and store, and in how they make a batch's effects
 durable; they do not differ in what a batch *means*. That meaning is here, once:
 
-* every item is decoded; one that does not decode is refused at stage ``decode``;
+* every item is decoded; one that does not decode is refused at stage ``decode`` (and
+  so is one the decoder raises on, with the exception's type and message);
 * a household's state is loaded once per batch, when its first event comes;
 * each decoded event goes through :meth:`rules.engine.Engine.apply` in input order;
   the engine's rejections are refused at stage ``engine``; a processed event adds its
   lifecycle records, marks its household changed and feeds the surge tracker;
+* an event the engine raises on (a bug, not a rule) is refused at stage ``engine`` with
+  the exception's type and message, and the batch goes on: one event must not stop a
+  runtime. Whatever the engine changed in the state before it raised stays (it is
+  written back like any change), so both runtimes keep the same state; the event's
+  records, if it made any, are dropped;
 * every item is counted once: ``received == processed + duplicates + rejected``.
 
 No I/O and no clock: decoding, loading and the surge tracker are passed in, and the
@@ -19,6 +25,7 @@ re-processed batch (after a crash before its commit) emit the very same records.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -29,6 +36,7 @@ from rules.replay import Counts
 from rules.state import HouseholdState
 from rules.surge import SurgeTracker
 
+log = logging.getLogger(__name__)
 #: What a runtime hands in: a consumed message, a log entry's index in its batch, bytes.
 Item = TypeVar("Item")
 Stage = Literal["decode", "engine"]
@@ -92,7 +100,11 @@ def apply_batch(
     apply = engine.apply
     max_occurred: int | None = None
     for item in items:
-        event = decode(item)
+        try:
+            event = decode(item)
+        except Exception as exc:  # decoders refuse bad input; a raise is their bug
+            log.error("decoding an item: %r", exc, exc_info=True)
+            event = Rejected(f"decode error: {type(exc).__name__}: {exc}", b"")
         if isinstance(event, Rejected):
             counts.add("rejected", event.reason)
             refusals.append(
@@ -103,7 +115,15 @@ def apply_batch(
         state = states.get(household_id)
         if state is None:
             state = states[household_id] = load(household_id, item)
-        outcome = apply(state, event)
+        try:
+            outcome = apply(state, event)
+        except Exception as exc:
+            reason = engine_error(exc)
+            log.error("event %s: %s", event.event_id, reason, exc_info=True)
+            counts.add("rejected", reason)
+            refusals.append(Refusal(item, "engine", reason, event.event_id, household_id))
+            changed.add(household_id)
+            continue
         counts.add(outcome.status, outcome.reason)
         counts.note(outcome.notices)
         if outcome.status == "rejected":
@@ -120,6 +140,11 @@ def apply_batch(
                 max_occurred = event.occurred_us
     result.max_occurred = max_occurred
     return result
+
+
+def engine_error(exc: Exception) -> str:
+    """The refusal reason of an event the engine raised on: ``engine error: KeyError: 'x'``."""
+    return f"engine error: {type(exc).__name__}: {exc}"
 
 
 def add_counts(total: Counts, part: Counts, *, reasons: bool) -> None:

@@ -11,6 +11,12 @@ The mail carries **no personal free text** and no household id: warning id,
 rule, level, org unit, handling level and org unit, the transition and its
 time, and a link path into the chairs' workspace. Notes, indicators and the
 like never leave the platform by mail.
+
+The same holds for the other subjects of the outbox (``alerts.notices``): a
+partner agency's referral mail says referral id, agency, transition, basis or
+outcome and time, and points to ``GET /v1/referrals``; a break-glass notice says
+grant id, grantee, her role and scope, the owner's org unit and the expiry, and
+points to ``GET /v1/break-glass`` — neither the household id nor the reason.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ TRANSITION_LABELS = {
     "warning.raised": "raised",
     "warning.acknowledged": "acknowledged",
     "warning.resolved": "resolved",
+    "warning.reopened": "reopened",
+    "warning.transferred": "transferred",
 }
 
 
@@ -56,6 +64,13 @@ def address_of(url: str) -> str:
 
 
 def _label(transition: str) -> str:
+    base, reopened, count = transition.partition("#")  # rules.transitions: after a reopening
+    if reopened:
+        if base == "warning.reopened":
+            return f"reopened (reopening {count})"
+        return f"{_label(base)} (after reopening {count})"
+    if transition.startswith("warning.assessed:"):  # risk@instant
+        return "assessed: risk " + transition.split(":", 1)[1].rsplit("@", 1)[0]
     if transition.startswith("warning.escalated:"):
         return "escalated to " + transition.split(":", 1)[1]
     if transition.startswith("warning.repeat:"):
@@ -95,8 +110,13 @@ def _block(f: dict[str, str]) -> list[str]:
     ]
 
 
+WARNINGS_FOOTER = "Sign in to the jiahe workspace to see, acknowledge or resolve these warnings."
+REFERRAL_FOOTER = "Sign in to jiahe to see the referral and accept, decline or close it."
+NOTICE_FOOTER = "Sign in to jiahe to see the grant, its reason and the reads made under it."
+
+
 def _message(subject: str, lines: list[str], to: str, sender: str,
-             key: str | None) -> EmailMessage:
+             key: str | None, footer: str = WARNINGS_FOOTER) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
@@ -105,15 +125,57 @@ def _message(subject: str, lines: list[str], to: str, sender: str,
     msg["Message-ID"] = make_msgid(domain="jiahe.local")
     if key is not None:
         msg["X-Jiahe-Delivery"] = key
-    lines = [*lines, "", "Sign in to the jiahe workspace to see, acknowledge or resolve "
-             "these warnings."]
+    lines = [*lines, "", footer]
     msg.set_content("\n".join(lines) + "\n", charset="utf-8")
     return msg
 
 
+REFERRAL_LINK = "/v1/referrals"
+NOTICE_LINK = "/v1/break-glass"
+
+
+def _render_referral(payload: dict[str, Any], to: str, sender: str,
+                     key: str | None) -> EmailMessage:
+    referral, record = payload["referral"], payload["record"]
+    transition = str(payload["transition"])
+    lines = [
+        f"referral:       {referral['referral_id']}",
+        f"agency:         {referral['agency']}",
+        f"event:          {transition.removeprefix('referral.')}",
+        f"district:       {referral['district']}",
+    ]
+    for name in ("basis", "outcome"):
+        if record.get(name):
+            lines.append(f"{name + ':':<16}{record[name]}")
+    lines += [f"time:           {record.get('at', '-')}", f"link:           {REFERRAL_LINK}"]
+    subject = (f"[jiahe] referral {referral['referral_id']} "
+               f"{transition.removeprefix('referral.')} - {referral['agency']}")
+    return _message(subject, lines, to, sender, key, REFERRAL_FOOTER)
+
+
+def _render_notice(payload: dict[str, Any], to: str, sender: str,
+                   key: str | None) -> EmailMessage:
+    notice = payload["notice"]
+    lines = [
+        f"grant:          {notice['grant_id']}",
+        f"opened by:      {notice['user']} ({notice['role']}, {notice['scope']})",
+        f"household of:   {notice['owner_org_unit']}",
+        f"granted at:     {notice['granted_at']}",
+        f"expires at:     {notice['expires_at']}",
+        f"link:           {NOTICE_LINK}",
+    ]
+    subject = f"[jiahe] break-glass access to a household of {notice['owner_org_unit']}"
+    return _message(subject, lines, to, sender, key, NOTICE_FOOTER)
+
+
 def render(body: bytes, to: str, sender: str = DEFAULT_SENDER,
            key: str | None = None) -> EmailMessage:
-    """A plain-text alert mail for one outbox row."""
+    """A plain-text mail for one outbox row: an alert, a referral record or a notice."""
+    payload: dict[str, Any] = orjson.loads(body)
+    if "referral" in payload:
+        return _render_referral(payload, to, sender, key)
+    if "notice" in payload:
+        return _render_notice(payload, to, sender, key)
     f = facts(body)
     subject = (f"[jiahe] {f['level'].upper()} {f['rule_id']} {_label(f['transition'])}"
                f" - {f['org_unit']}")

@@ -39,8 +39,14 @@ class AlertTopics:
         self._lock = threading.Lock()
 
     def topic_for(self, body: bytes) -> tuple[str, str]:
-        """(topic, warning_id) of an outbox body (``{"warning": {...}, ...}``)."""
-        warning = orjson.loads(body)["warning"]
+        """(topic, key) of an outbox body: the warning's district and id, or for a
+        break-glass notice (``alerts.notices``) the household's district and the grant id."""
+        payload = orjson.loads(body)
+        if "notice" in payload:
+            notice = payload["notice"]
+            return (self.settings.alerts_topic(str(notice["district"])),
+                    str(notice["grant_id"]))
+        warning = payload["warning"]
         return self.settings.alerts_topic(str(warning["district"])), str(warning["warning_id"])
 
     def send(self, body: bytes, delivery_key: str) -> str | None:

@@ -33,13 +33,18 @@ DATA_FIELDS: tuple[str, ...] = (
     "resolution",
     "warning_id",
     "to_org_unit",
+    "risk",
+    "referral_id",
+    "agency",
+    "basis",
 )
-#: ``data`` list fields (an absent list is stored empty): visit indicators and the
-#: registration's coded flags.
-LIST_FIELDS: tuple[str, ...] = ("indicators", "flags")
+#: ``data`` list fields (an absent list is stored empty): visit indicators, the
+#: registration's coded flags and the agencies of a consent.
+LIST_FIELDS: tuple[str, ...] = ("indicators", "flags", "agencies")
 
 RAISED = "warning.raised"
 ESCALATED = "warning.escalated"
+REFERRAL_PREFIX = "referral."
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +141,52 @@ def lifecycle_table(
     raises: Mapping[str, RaiseInfo],
 ) -> pa.Table:
     """The ``lifecycle`` rows; non-raise rows get their warning's attributes from ``raises``."""
-    cols: dict[str, list[Any]] = {c.name: [] for c in schema.LIFECYCLE_COLUMNS}
+    return _table(schema.LIFECYCLE, _warning_columns(records, key_of, raises, schema.LIFECYCLE))
+
+
+def transition_table(
+    records: Sequence[Mapping[str, Any]],
+    key_of: Callable[[str], str],
+    raises: Mapping[str, RaiseInfo],
+) -> pa.Table:
+    """The ``warning_transitions`` rows: the ``lifecycle`` columns, an assessment's risk
+    and a transfer's units."""
+    cols = _warning_columns(records, key_of, raises, schema.WARNING_TRANSITIONS)
+    for record in records:
+        for name in ("risk", "from_org_unit", "to_org_unit"):
+            cols[name].append(record.get(name))
+    return _table(schema.WARNING_TRANSITIONS, cols)
+
+
+def referral_table(
+    records: Sequence[Mapping[str, Any]], key_of: Callable[[str], str]
+) -> pa.Table:
+    """The ``referral_records`` rows (coded fields only: a referral's note never is one)."""
+    cols: dict[str, list[Any]] = {c.name: [] for c in schema.REFERRAL_COLUMNS}
+    for record in records:
+        cols["seq"].append(record["seq"])
+        cols["type"].append(record["type"])
+        cols["referral_id"].append(record["referral_id"])
+        cols["household_key"].append(key_of(record["household_id"]))
+        for name in ("agency", "basis", "warning_id", "outcome"):
+            cols[name].append(record.get(name))
+        cols["at"].append(parse_instant(record["at"]))
+    cols["agency"] = [a or "" for a in cols["agency"]]
+    return _table(schema.REFERRAL_RECORDS, cols)
+
+
+def is_referral(record: Mapping[str, Any]) -> bool:
+    """A referral's record (it names a referral, not a warning)."""
+    return str(record["type"]).startswith(REFERRAL_PREFIX)
+
+
+def _warning_columns(
+    records: Sequence[Mapping[str, Any]],
+    key_of: Callable[[str], str],
+    raises: Mapping[str, RaiseInfo],
+    table: str,
+) -> dict[str, list[Any]]:
+    cols: dict[str, list[Any]] = {c.name: [] for c in schema.TABLE_COLUMNS[table]}
     for record in records:
         kind = record["type"]
         info = raise_info(record) if kind == RAISED else raises.get(record["warning_id"])
@@ -156,7 +206,7 @@ def lifecycle_table(
         cols["from_level"].append(record.get("from_level"))
         cols["to_level"].append(record.get("to_level"))
         cols["at"].append(parse_instant(record["at"]))
-    return _table(schema.LIFECYCLE, cols)
+    return cols
 
 
 def raise_info(record: Mapping[str, Any]) -> RaiseInfo:

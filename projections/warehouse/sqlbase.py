@@ -22,9 +22,12 @@ from projections.warehouse.rows import (
     RaiseInfo,
     directory_table,
     event_table,
+    is_referral,
     lifecycle_table,
     raise_info,
+    referral_table,
     sql_string,
+    transition_table,
 )
 
 
@@ -69,11 +72,32 @@ class SqlWarehouse(ABC):
     def ensure_schema(self) -> None:
         for statement in schema.ddl():
             self._execute(statement)
+        for view, table in schema.OBSOLETE_AGGREGATES:  # stop feeding what no read uses
+            self._execute(f"DROP VIEW IF EXISTS {view}")
+            self._execute(f"DROP TABLE IF EXISTS {table}")
         for aggregate in schema.AGGREGATE_DEFINITIONS:
             self._execute(aggregate.create)
             for view in aggregate.views():
                 self._execute(view)
             self._backfill_if_missing(aggregate)
+        self._ensure_after_alert_tables()
+
+    def _ensure_after_alert_tables(self) -> None:
+        """The referral and transition tables; ``warning_transitions`` is backfilled
+        from ``lifecycle`` when it is empty while ``lifecycle`` is not (a warehouse from
+        before it), like a pre-aggregate added to an existing warehouse."""
+        for table in schema.AFTER_ALERT_TABLES:
+            self._execute(schema.create_table(table))
+        empty = f"SELECT count() FROM {schema.WARNING_TRANSITIONS}"
+        if not self.query(empty).rows[0][0] and self.query(
+            f"SELECT count() FROM {schema.LIFECYCLE}"
+        ).rows[0][0]:
+            self._execute(schema.transitions_backfill())
+            self.compact((schema.WARNING_TRANSITIONS,))
+        # referral records bound the ledgers' default "now" like lifecycle records; the
+        # bound is a max, so inserting it on every start is harmless
+        self._execute(schema.REFERRAL_BOUNDS_VIEW)
+        self._execute(f"INSERT INTO {schema.BOUNDS} {schema.REFERRAL_BOUNDS_SELECT}")
 
     def _backfill_if_missing(self, aggregate: schema.Aggregate) -> None:
         """Fill a pre-aggregate that is empty while its sources are not: added to an
@@ -110,6 +134,13 @@ class SqlWarehouse(ABC):
         self._insert(schema.EVENTS, event_table(events, keys))
 
     def write_lifecycle(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Warning records into ``lifecycle`` and ``warning_transitions``, referral
+        records into ``referral_records`` (they name no warning to annotate)."""
+        referrals = [r for r in records if is_referral(r)]
+        if referrals:
+            self._write_directory(self._keys(r["household_id"] for r in referrals))
+            self._insert(schema.REFERRAL_RECORDS, referral_table(referrals, self._key_of))
+            records = [r for r in records if not is_referral(r)]
         if not records:
             return
         raises = {r["warning_id"]: raise_info(r) for r in records if r["type"] == RAISED}
@@ -118,6 +149,7 @@ class SqlWarehouse(ABC):
         households = (r.get("household_id") for r in records)
         self._write_directory(self._keys(h for h in households if h is not None))
         self._insert(schema.LIFECYCLE, lifecycle_table(records, self._key_of, raises))
+        self._insert(schema.WARNING_TRANSITIONS, transition_table(records, self._key_of, raises))
 
     def query(self, sql: str) -> QueryResult:
         return arrow_to_result(self._select(sql))
@@ -142,7 +174,7 @@ class SqlWarehouse(ABC):
 
     def reset(self) -> None:
         self._directory_written.clear()
-        for table in (*schema.TABLES, *schema.AGGREGATES):
+        for table in (*schema.TABLES, *schema.AFTER_ALERT_TABLES, *schema.AGGREGATES):
             self._execute(f"TRUNCATE TABLE IF EXISTS {table}")
 
     def _keys(self, household_ids: Iterable[str]) -> dict[str, str]:

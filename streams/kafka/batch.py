@@ -26,7 +26,8 @@ from privacy.sealed import decode_sealed
 from rules.engine import Engine, Record
 from rules.replay import Counts
 from rules.state import HouseholdState
-from rules.transitions import transition_of
+from rules.transitions import subject_of, transition_of
+from streams.kafka.unreadable import UnreadableBatch
 from streams.step import add_counts, apply_batch
 
 #: Loads a household's stored state (None when never seen); called at most once per
@@ -97,9 +98,11 @@ def record_id(record: Record) -> str:
     """Consumer-side dedupe key: (warning, transition) — ``rules.transitions``.
 
     ``w-1:warning.raised:``, ``w-1:warning.escalated:street``,
-    ``w-1:warning.assigned:li@2026-11-01T00:00:00Z`` (each assignment its own)."""
+    ``w-1:warning.assigned:li@2026-11-01T00:00:00Z`` (each assignment its own); a
+    referral's records, which name no warning, by household and referral (a
+    ``referral_id`` is unique per household): ``referral/h-1/r-1:referral.sent:``."""
     transition = transition_of(record)
-    return f"{record['warning_id']}:{transition if ':' in transition else transition + ':'}"
+    return f"{subject_of(record)}:{transition if ':' in transition else transition + ':'}"
 
 
 def lifecycle_message(record: Record) -> tuple[bytes, bytes, list[Header]]:
@@ -112,8 +115,14 @@ def lifecycle_message(record: Record) -> tuple[bytes, bytes, list[Header]]:
 
 
 def dead_letter(message: MessageLike, reason: str, stage: str) -> DeadLetter:
-    """Keep the input byte for byte; ``source`` says where it came from, ``stage`` who refused."""
+    """Keep the input byte for byte; ``source`` says where it came from, ``stage`` who refused.
+
+    A batch the consumer could not read (:mod:`streams.kafka.unreadable`) is one letter
+    with an empty value, stage ``decompress`` and its offsets in ``source`` (``@3-7``)."""
     source = f"{message.topic}/{message.partition}@{message.offset}"
+    if isinstance(message.value, UnreadableBatch):
+        stage = "decompress"
+        source = f"{message.topic}/{message.partition}@{message.value.first}-{message.value.last}"
     return DeadLetter(
         message.key,
         message.value or b"",
@@ -161,6 +170,8 @@ def _decode(message: MessageLike) -> Decoded | Rejected:
     """Publishers seal personal fields (privacy.keystore); the rules never read them."""
     if message.value is None:
         return Rejected(TOMBSTONE, b"")
+    if isinstance(message.value, UnreadableBatch):
+        return Rejected(message.value.reason, b"")
     return decode_sealed(message.value)
 
 

@@ -18,7 +18,7 @@ changelog topic creation, assignment, recovery, standby bookkeeping.
 
 Store internals used: ``rocksdb.Store._db_for_partition`` / ``offset_key`` and
 ``memory.Store.data`` / ``_key_partition`` (faust-streaming 0.15.x, checked by
-``streams.kafka.transport.check_faust_version``).
+``streams.kafka.transport.check_versions``).
 """
 
 from __future__ import annotations

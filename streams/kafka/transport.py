@@ -12,23 +12,41 @@ them; every other topic (table changelogs during recovery) still goes through fa
 conductor message by message. The handler tracks and acks the messages itself, so
 faust commits an offset only after the handler finished with it.
 
-The override is tied to faust-streaming's ``Consumer._drain_messages`` (0.15.x, pinned in
-requirements.lock); :func:`check_faust_version` refuses to run on another minor version.
+A record batch that cannot be read (it does not decompress, its CRC is wrong) must not
+stop the worker: aiokafka raises while it unpacks such a batch inside ``getmany``, before
+any of the fetch reaches the worker, and the next fetch after a restart raises again.
+:class:`SkippingPartitionRecords` (installed by :func:`register`) hands out one
+:class:`~streams.kafka.unreadable.UnreadableBatch` message in its place and moves past
+it; the worker dead-letters that message. Only ``jiahe.events`` accepts them: a stand-in
+from any other topic (the state table's changelog, which the worker wrote itself) stops
+the consumer as before, with the reason.
+
+The overrides are tied to faust-streaming's ``Consumer._drain_messages`` (0.15.x) and to
+aiokafka's ``PartitionRecords`` (0.14.x), both pinned in requirements.lock;
+:func:`check_versions` refuses to run on another minor version.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, cast
 
+import aiokafka
 import faust
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode import Service
 
+from streams.kafka.unreadable import UnreadableBatch, unreadable_reason
+
 SCHEME = "jiahe"
 SUPPORTED_FAUST = "0.15."
+SUPPORTED_AIOKAFKA = "0.14."
+log = logging.getLogger(__name__)
 
 
 class BatchHandler(Protocol):
@@ -50,11 +68,74 @@ class HasBatchHandler(Protocol):
     batch_handler: BatchHandler | None
 
 
-def check_faust_version() -> None:
-    if not faust.__version__.startswith(SUPPORTED_FAUST):
-        raise RuntimeError(
-            f"streams.kafka.transport overrides faust-streaming {SUPPORTED_FAUST}x "
-            f"internals; found faust-streaming {faust.__version__}"
+def check_versions() -> None:
+    for name, module, supported in (("faust-streaming", faust, SUPPORTED_FAUST),
+                                    ("aiokafka", aiokafka, SUPPORTED_AIOKAFKA)):
+        if not module.__version__.startswith(supported):
+            raise RuntimeError(
+                f"streams.kafka.transport overrides {name} {supported}x "
+                f"internals; found {name} {module.__version__}"
+            )
+
+
+class _LastBatch:
+    """The fetched records of one partition, remembering the batch last taken from them."""
+
+    def __init__(self, records: Any) -> None:
+        self._records = records
+        self.last: Any = None
+
+    def has_next(self) -> bool:
+        return bool(self._records.has_next())
+
+    def next_batch(self) -> Any:
+        self.last = None  # a batch whose header cannot be parsed is not remembered
+        self.last = self._records.next_batch()
+        return self.last
+
+
+class SkippingPartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
+    """aiokafka's records of one fetched partition; an unreadable batch becomes one message.
+
+    aiokafka's iterator raises on the first batch it cannot read; its position stays
+    before that batch, so the same fetch fails forever. Here the error ends only the
+    current iterator: the batch (its offsets from its header, which the broker
+    validated) is handed out as one stand-in message at its last offset, the position
+    moves past it, and a fresh iterator goes on with the next batch of the fetch.
+    Records of the batch already handed out before the error keep their offsets.
+    """
+
+    next_fetch_offset: int  # set by aiokafka: the offset after the last record handed out
+
+    def __init__(self, tp: Any, records: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tp, _LastBatch(records), *args, **kwargs)
+
+    def _unpack_records(self) -> Iterator[ConsumerRecord[Any, Any]]:
+        records: _LastBatch = self._records
+        while True:
+            try:
+                yield from super()._unpack_records()
+                return
+            except Exception as exc:
+                batch = records.last
+                if batch is None:  # not a batch of ours that failed: aiokafka's error
+                    raise
+                records.last = None
+                yield self._unreadable(batch, exc)
+
+    def _unreadable(self, batch: Any, exc: Exception) -> ConsumerRecord[Any, Any]:
+        first = max(self.next_fetch_offset, getattr(batch, "base_offset", 0))
+        last = max(first, batch.next_offset - 1)
+        codec = getattr(batch, "compression_type", None)
+        reason = unreadable_reason(first, last, codec, exc)
+        tp = self._tp
+        log.error("%s[%d]: %s; handed on as one message, reading on",
+                  tp.topic, tp.partition, reason)
+        self.next_fetch_offset = last + 1
+        return ConsumerRecord(
+            tp.topic, tp.partition, last, getattr(batch, "max_timestamp", -1),
+            getattr(batch, "timestamp_type", 0), None, UnreadableBatch(first, last, reason),
+            None, -1, 0, (),
         )
 
 
@@ -102,6 +183,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._add_gap(tp, last + 1, offset)
             if message.topic in topics:
                 batch.append(message)
+            elif isinstance(message.value, UnreadableBatch):
+                raise RuntimeError(f"{message.topic}[{message.partition}]: "
+                                   f"{message.value.reason}")
             else:
                 await self.wait_first(self.callback(message), self.suspend_flow.wait())
             read_offset[tp] = offset
@@ -116,8 +200,11 @@ class BatchTransport(faust_aiokafka.Transport):
 
 
 def register() -> None:
-    """Make ``jiahe://host:port`` broker URLs select :class:`BatchTransport`."""
-    check_faust_version()
+    """Make ``jiahe://host:port`` broker URLs select :class:`BatchTransport`, and let
+    aiokafka's fetcher hand out unreadable batches (:class:`SkippingPartitionRecords`;
+    the fetcher looks the class up in its module on every fetch)."""
+    check_versions()
+    aiokafka_fetcher.PartitionRecords = SkippingPartitionRecords
     from faust.transport.drivers import TRANSPORTS
 
     TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:BatchTransport")
@@ -128,4 +215,5 @@ def assigned(app: Any, topic: str) -> set[int]:
     return {tp.partition for tp in cast(set[TP], app.consumer.assignment()) if tp.topic == topic}
 
 
-__all__ = ["BatchConsumer", "BatchHandler", "BatchTransport", "assigned", "register"]
+__all__ = ["BatchConsumer", "BatchHandler", "BatchTransport", "SkippingPartitionRecords",
+           "assigned", "register"]

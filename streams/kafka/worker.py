@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from kafka.admin import KafkaAdminClient
 
+from privacy.log_lines import escape_log_lines
 from streams.kafka import admin as kafka_admin
 from streams.kafka.settings import Topics
 
@@ -87,7 +88,9 @@ def tune_gc() -> None:
 
 
 def configure_logging(level: str) -> None:
-    """The worker's log format; first thing, so that building the app logs the same way."""
+    """The worker's log format; first thing, so that building the app logs the same way.
+    Messages have their control characters escaped (ids come from clients)."""
+    escape_log_lines()
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 

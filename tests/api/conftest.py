@@ -32,13 +32,17 @@ from access.users import UserStore
 ROOT = Path(__file__).resolve().parents[2]
 MAX_ATTEMPTS = 3
 
-USERS = {
+#: name → (role, org unit[, agency]): a partner (another agency) carries its agency.
+USERS: dict[str, tuple[str, ...]] = {
     "cadre102": ("cadre", "230102001001"),
     "chair102": ("chair", "230102000000"),
     "chair-street": ("chair", "230102001000"),  # a street chair of 道里区
     "chair103": ("chair", "230103000000"),
     "admin": ("city_admin", "230100000000"),
     "analyst": ("analyst", "230100000000"),
+    "police102": ("partner", "230102000000", "police"),  # 道里区's police
+    "court102": ("partner", "230102000000", "court"),
+    "police-city": ("partner", "230100000000", "police"),  # the city's police
 }
 
 
@@ -109,7 +113,7 @@ DELIVERY_ARGS = ("--webhook-max-attempts", str(MAX_ATTEMPTS), "--webhook-backoff
 @contextmanager
 def serve_api(
     home: Path,
-    users: Mapping[str, tuple[str, str]],
+    users: Mapping[str, tuple[str, ...]],
     server_args: Sequence[str],
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Api]:
@@ -118,7 +122,7 @@ def serve_api(
     Its log must end without a traceback: bad input is never a 500.
     """
     store = UserStore.at_home(home)
-    tokens = {name: store.add(name, role, org) for name, (role, org) in users.items()}
+    tokens = {name: store.add(name, *spec) for name, spec in users.items()}
     store.close()
     port = free_port()
     log = (home / "server.log").open("wb")

@@ -30,7 +30,8 @@ def test_the_report_times_both_loops_over_the_same_warning_heavy_stream(tmp_path
     written = (tmp_path / "warnings.jsonl").read_bytes().splitlines()
     assert report["lifecycle_records"] == len(written) > 0
     assert report["records_per_event"] == pytest.approx(len(written) / 600, abs=0.001)
-    assert all(json.loads(line)["type"].startswith("warning.") for line in written)
+    assert all(json.loads(line)["type"].startswith(("warning.", "referral."))
+               for line in written)
 
 
 def test_the_module_prints_the_report_as_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -276,6 +276,119 @@ def _entries() -> Iterator[Entry]:
     yield Entry("transferred-org-number",
                 _j(v("ht12", type=move, org_unit=230102001001,
                      data={"to_org_unit": to, "reason": "moved"})), "org_unit")
+    # ---------------------------------------------------------------- v2: after the alert
+    assessed, reopened = "warning.assessed", "warning.reopened"
+    w = "w-0123456789abcdef"
+    yield Entry("assessed-risk-missing",
+                _j(_typed("wa1", assessed, {"warning_id": w, "by": "c"})),
+                "data.risk: Field required")
+    yield Entry("assessed-risk-unknown",
+                _j(_typed("wa2", assessed, {"warning_id": w, "by": "c", "risk": "critical"})),
+                "data.risk")
+    yield Entry("assessed-risk-wrong-case",
+                _j(_typed("wa3", assessed, {"warning_id": w, "by": "c", "risk": "HIGH"})),
+                "data.risk")
+    yield Entry("assessed-risk-number",
+                _j(_typed("wa4", assessed, {"warning_id": w, "by": "c", "risk": 3})),
+                "data.risk")
+    yield Entry("assessed-risk-list",
+                _j(_typed("wa5", assessed, {"warning_id": w, "by": "c", "risk": ["high"]})),
+                "data.risk")
+    yield Entry("assessed-warning-id-missing",
+                _j(_typed("wa6", assessed, {"by": "c", "risk": "low"})),
+                "data.warning_id: Field required")
+    yield Entry("assessed-warning-id-empty",
+                _j(_typed("wa7", assessed, {"warning_id": "", "by": "c", "risk": "low"})),
+                "data.warning_id")
+    yield Entry("assessed-by-missing",
+                _j(_typed("wa8", assessed, {"warning_id": w, "risk": "low"})), "data.by")
+    yield Entry("assessed-note-number",
+                _j(_typed("wa9", assessed, {"warning_id": w, "by": "c", "risk": "low",
+                                            "note": 7})), "data.note")
+    yield Entry("assessed-note-over-20k-chars",
+                _j(_typed("wa10", assessed, {"warning_id": w, "by": "c", "risk": "low",
+                                             "note": "n" * 20_001})), "data.note")
+    yield Entry("reopened-reason-missing",
+                _j(_typed("wr1", reopened, {"warning_id": w, "by": "c"})),
+                "data.reason: Field required")
+    yield Entry("reopened-reason-number",
+                _j(_typed("wr2", reopened, {"warning_id": w, "by": "c", "reason": 1})),
+                "data.reason")
+    yield Entry("reopened-by-empty",
+                _j(_typed("wr3", reopened, {"warning_id": w, "by": "", "reason": "x"})),
+                "data.by")
+    yield Entry("reopened-warning-id-null",
+                _j(_typed("wr4", reopened, {"warning_id": None, "by": "c", "reason": "x"})),
+                "data.warning_id")
+    sent = "referral.sent"
+    ok_sent = {"referral_id": "r-1", "agency": "police", "basis": "emergency"}
+
+    def referral(name: str, event_type: str = sent, **changes: Any) -> bytes:
+        data = dict(ok_sent) if event_type == sent else {"referral_id": "r-1", "by": "p"}
+        for key, value in changes.items():
+            if value is _DROP:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return _j(_typed(name, event_type, data))
+
+    yield Entry("referral-id-missing", referral("rs1", referral_id=_DROP),
+                "data.referral_id: Field required")
+    yield Entry("referral-id-empty", referral("rs2", referral_id=""), "data.referral_id")
+    yield Entry("referral-id-number", referral("rs3", referral_id=17), "data.referral_id")
+    yield Entry("referral-agency-unknown", referral("rs4", agency="fbi"), "data.agency")
+    yield Entry("referral-agency-missing", referral("rs5", agency=_DROP),
+                "data.agency: Field required")
+    yield Entry("referral-agency-list", referral("rs6", agency=["police"]), "data.agency")
+    yield Entry("referral-agency-chinese-name", referral("rs7", agency="公安"), "data.agency")
+    yield Entry("referral-basis-unknown", referral("rs8", basis="verbal"), "data.basis")
+    yield Entry("referral-basis-missing", referral("rs9", basis=_DROP),
+                "data.basis: Field required")
+    yield Entry("referral-basis-bool", referral("rs10", basis=True), "data.basis")
+    yield Entry("referral-warning-id-empty", referral("rs11", warning_id=""), "data.warning_id")
+    yield Entry("referral-warning-id-number", referral("rs12", warning_id=5), "data.warning_id")
+    yield Entry("referral-note-number", referral("rs13", note=5), "data.note")
+    yield Entry("referral-data-array", _j(_typed("rs14", sent, ["r-1", "police"])), "data")
+    yield Entry("referral-accepted-id-missing",
+                referral("ra1", "referral.accepted", referral_id=_DROP), "data.referral_id")
+    yield Entry("referral-accepted-by-missing",
+                referral("ra2", "referral.accepted", by=_DROP), "data.by: Field required")
+    yield Entry("referral-declined-reason-missing",
+                referral("ra3", "referral.declined"), "data.reason: Field required")
+    yield Entry("referral-declined-reason-number",
+                referral("ra4", "referral.declined", reason=0), "data.reason")
+    yield Entry("referral-closed-outcome-missing",
+                referral("ra5", "referral.closed"), "data.outcome: Field required")
+    yield Entry("referral-closed-outcome-unknown",
+                referral("ra6", "referral.closed", outcome="resolved"), "data.outcome")
+    yield Entry("referral-closed-outcome-null",
+                referral("ra7", "referral.closed", outcome=None), "data.outcome")
+    yield Entry("referral-closed-id-number",
+                referral("ra8", "referral.closed", referral_id=1, outcome="no_service"),
+                "data.referral_id")
+    recorded, withdrawn = "consent.recorded", "consent.withdrawn"
+    yield Entry("consent-agencies-empty",
+                _j(_typed("cr1", recorded, {"agencies": [], "by": "c"})),
+                "data.agencies: List should have at least 1 item")
+    yield Entry("consent-agencies-missing", _j(_typed("cr2", recorded, {"by": "c"})),
+                "data.agencies: Field required")
+    yield Entry("consent-agencies-string",
+                _j(_typed("cr3", recorded, {"agencies": "police", "by": "c"})),
+                "data.agencies")
+    yield Entry("consent-agencies-unknown",
+                _j(_typed("cr4", recorded, {"agencies": ["police", "fbi"], "by": "c"})),
+                "data.agencies.1")
+    yield Entry("consent-agencies-null",
+                _j(_typed("cr5", recorded, {"agencies": None, "by": "c"})), "data.agencies")
+    yield Entry("consent-by-missing",
+                _j(_typed("cr6", recorded, {"agencies": ["police"]})), "data.by")
+    yield Entry("consent-withdrawn-agencies-empty",
+                _j(_typed("cw1", withdrawn, {"agencies": [], "by": "c"})), "data.agencies")
+    yield Entry("consent-withdrawn-agency-number",
+                _j(_typed("cw2", withdrawn, {"agencies": [1], "by": "c"})), "data.agencies.0")
+    yield Entry("consent-withdrawn-schema-version-newer",
+                _j(v("cw3", type=withdrawn, schema_version=2,
+                     data={"agencies": ["police"], "by": "c"})), "newer than this reader")
     # ---------------------------------------------------------------- org units
     yield Entry("org-11-digits", _j(v("o1", org_unit="23010200100")), "org_unit")
     yield Entry("org-13-digits", _j(v("o2", org_unit="2301020010011")), "org_unit")

@@ -27,6 +27,16 @@ from tests.helpers import (
     restored,
     visit,
 )
+from tests.rules.after_alert import (
+    accept,
+    assess,
+    close_referral,
+    consent,
+    decline,
+    refer,
+    reopen,
+    withdraw,
+)
 from tests.rules.households import register, transfer
 
 INDICATORS = [
@@ -76,6 +86,14 @@ ONE_OF_EACH_TYPE = {
     "warning.resolved": resolve("h1", "w-0123456789abcdef", T0),
     "household.registered": register("h1", T0, ["key_household"], notes="3 people"),
     "household.transferred": transfer("h1", T0, "230103002004"),
+    "warning.assessed": assess("h1", "w-0123456789abcdef", T0, "medium"),
+    "warning.reopened": reopen("h1", "w-0123456789abcdef", T0),
+    "referral.sent": refer("h1", "r-1", T0, "police", "consent"),
+    "referral.accepted": accept("h1", "r-1", T0),
+    "referral.declined": decline("h1", "r-1", T0),
+    "referral.closed": close_referral("h1", "r-1", T0),
+    "consent.recorded": consent("h1", T0, ["police", "shelter"]),
+    "consent.withdrawn": withdraw("h1", T0, ["police"]),
 }
 HOUSEHOLD_FLAGS = [
     "key_household",
@@ -99,7 +117,7 @@ def accepted(text: str) -> Decoded:
     return result
 
 
-def test_the_catalog_has_exactly_the_eleven_v1_and_two_household_types():
+def test_the_catalog_has_exactly_the_v1_types_and_the_ten_of_v2():
     assert set(catalog.EVENT_TYPES) == set(ONE_OF_EACH_TYPE)
     assert set(catalog.CURRENT_VERSION.values()) == {1}
 
@@ -245,7 +263,7 @@ def test_the_json_schema_export_covers_the_assignment_command(tmp_path):
     from events.schema_export import export_schemas
 
     names = {p.name for p in export_schemas(tmp_path)}
-    assert len(names) == len(catalog.EVENT_TYPES) == 13
+    assert len(names) == len(catalog.EVENT_TYPES) == 21
     schema = json.loads((tmp_path / "warning.assigned.schema.json").read_text())
     assert {"warning_id", "by", "assignee"} <= set(json.dumps(schema).split('"'))
 

@@ -21,12 +21,14 @@ import pytest
 
 from events.orgunits import HARBIN_DISTRICTS, Level, check_community, level_of, street_of
 from events.sample import (
+    AFTER_ALERT_TYPES,
     INVALID_REASONS,
     SampleLine,
     StreamSpec,
     build_city,
     generate,
     sample_events,
+    v1_spec,
     warning_id,
     write_jsonl,
 )
@@ -46,6 +48,18 @@ CATALOG = {
     "warning.resolved",
     "household.registered",
     "household.transferred",
+    *AFTER_ALERT_TYPES,
+}
+#: sha256 of the catalog v1 stream (every v2 share 0) of seeds 0 and 3, as generated before
+#: the work after an alert was added: v1 specs keep giving these bytes.
+V1_DIGESTS = {
+    0: "8e62b811db9d008220bfd35853cf34d0a6d4ed317261eb5566a3581a7c6c5811",
+    3: "b0306de9b7db71a4415a17325ffa2640380a6fdaa365e93d47bd25dc3b49cf86",
+}
+#: ... and of the v2 stream with registrations and transfers but no work after an alert.
+HOUSEHOLDS_ONLY_DIGESTS = {
+    0: "ea8c720510efc1ab9c9cbfaba9aa0c312ce317ed0448d641f2ac0efd31523a82",
+    3: "1c2affb06f989c753a83156e0d0faadc5b82c8c2bde1160f5611ff6063cccf84",
 }
 REGISTER_FLAGS = {"key_household", "rural", "intellectual_disability", "left_behind_children",
                   "single_parent", "elderly_alone"}
@@ -220,23 +234,28 @@ def test_households_live_in_one_community_until_transferred(
     valid: list[dict[str, Any]],
 ) -> None:
     """A household's events come from its home community (its id names the home's
-    county) or, once transferred, from the transfer's target in another district;
-    late deliveries may still carry the old home after the transfer."""
-    homes: dict[str, set[str]] = {}
+    county) or, once transferred, from the transfer's target in another district.
+    Delivery order may differ both ways: late deliveries may still carry the old home
+    after the transfer, and a transfer recorded offline may reach the log after the
+    first events from the new home."""
+    targets: dict[str, set[str]] = {}
     transfers = 0
     for env in valid:
-        places = homes.setdefault(env["household_id"], {env["org_unit"]})
-        assert env["org_unit"] in places, env
         if env["type"] == "household.transferred":
             target = env["data"]["to_org_unit"]
             assert target[:6] != env["org_unit"][:6] and check_community(target) == target
             assert env["data"]["reason"] in {"moved", "administrative"}
-            places.add(target)
+            targets.setdefault(env["household_id"], set()).add(target)
             transfers += 1
     assert transfers > 0
+    # the places a household's events come from, the targets of its transfers aside
+    homes: dict[str, set[str]] = {}
+    for env in valid:
+        if env["org_unit"] not in targets.get(env["household_id"], set()):
+            homes.setdefault(env["household_id"], set()).add(env["org_unit"])
     for household, places in homes.items():
-        if len(places) == 1:
-            assert household.startswith("hh-" + next(iter(places))[:6] + "-")
+        assert len(places) == 1, (household, places)  # one home
+        assert household.startswith("hh-" + next(iter(places))[:6] + "-")
 
 
 def test_about_seventy_percent_registered_a_tenth_of_them_key_households(
@@ -256,11 +275,86 @@ def test_about_seventy_percent_registered_a_tenth_of_them_key_households(
 
 def test_a_v1_spec_has_no_catalog_v2_events() -> None:
     """The v1 sample (for before/after comparisons) is still one spec away."""
-    spec = StreamSpec(events=3000, households=400, seed=2, registered_fraction=0.0,
-                      transfer_fraction=0.0)
+    spec = v1_spec(events=3000, households=400, seed=2)
+    assert (spec.registered_fraction, spec.transfer_fraction, spec.assess_fraction,
+            spec.referral_fraction, spec.reopen_fraction) == (0, 0, 0, 0, 0)
     types = {orjson.loads(line.text)["type"] for line in generate(spec) if line.kind == "valid"}
-    assert not types & {"household.registered", "household.transferred"}
+    assert not types & {"household.registered", "household.transferred", *AFTER_ALERT_TYPES}
     assert "screening.visit_recorded" in types
+
+
+def _digest(spec: StreamSpec) -> str:
+    return hashlib.sha256("".join(line.text + "\n" for line in generate(spec)).encode()
+                          ).hexdigest()
+
+
+@pytest.mark.parametrize("seed", sorted(V1_DIGESTS))
+def test_with_every_v2_share_at_zero_the_v1_stream_is_byte_identical(seed: int) -> None:
+    """The shares of the work after an alert draw from their own generator, and only
+    when non-zero: a v1 spec, and a households-only v2 spec, give the bytes they gave
+    before those shares existed."""
+    assert _digest(v1_spec(events=20_000, households=3_000, seed=seed)) == V1_DIGESTS[seed]
+    households_only = StreamSpec(events=20_000, households=3_000, seed=seed,
+                                 assess_fraction=0.0, referral_fraction=0.0,
+                                 reopen_fraction=0.0)
+    assert _digest(households_only) == HOUSEHOLDS_ONLY_DIGESTS[seed]
+
+
+def test_the_work_after_an_alert_comes_at_modest_rates(valid: list[dict[str, Any]]) -> None:
+    """Assessments of a share of the handled warnings, referrals of some medium and high
+    ones with their answers, consents before consent-based referrals, a few reopenings."""
+    count = Counter(env["type"] for env in valid)
+    share = {kind: count[kind] / len(valid) for kind in AFTER_ALERT_TYPES}
+    assert 0.003 < share["warning.assessed"] < 0.03
+    assert 0.0005 < share["referral.sent"] < share["warning.assessed"] / 2
+    assert count["referral.sent"] > count["referral.accepted"] > count["referral.closed"] > 0
+    assert 0 < count["referral.declined"] < count["referral.accepted"]
+    assert 0 < count["consent.recorded"] <= count["referral.sent"]
+    assert 0 < count["consent.withdrawn"] < count["consent.recorded"]
+    assert 0 < count["warning.reopened"] < count["warning.resolved"] / 10
+    assert sum(share.values()) < 0.05  # modest: the v1 mix stays what it was
+
+
+def test_the_work_after_an_alert_follows_the_contract(valid: list[dict[str, Any]]) -> None:
+    """In log order: a referral is sent once, answered once and closed only when accepted;
+    a consent-based referral has a standing consent; risks and agencies are in vocabulary;
+    free text (note, reason) is present where DESIGN has it."""
+    consent: dict[str, set[str]] = {}
+    status: dict[str, str] = {}
+    risks: Counter[str] = Counter()
+    for env in valid:
+        kind, data, household = env["type"], env["data"], env["household_id"]
+        if kind == "consent.recorded":
+            consent.setdefault(household, set()).update(data["agencies"])
+        elif kind == "consent.withdrawn":
+            assert set(data["agencies"]) <= consent.get(household, set())
+            consent[household] -= set(data["agencies"])
+        elif kind == "warning.assessed":
+            risks[data["risk"]] += 1
+            assert data["note"] and env["actor"] == data["by"]
+        elif kind == "warning.reopened":
+            assert data["reason"] and data["warning_id"].startswith("w-")
+        elif kind == "referral.sent":
+            rid = data["referral_id"]
+            assert rid not in status and data["note"] and data["warning_id"].startswith("w-")
+            assert data["basis"] in {"consent", "emergency", "legal_duty"}
+            if data["basis"] == "consent":
+                assert data["agency"] in consent.get(household, set()), env
+            status[rid] = "sent"
+        elif kind in ("referral.accepted", "referral.declined"):
+            assert status[data["referral_id"]] == "sent"
+            assert data["by"].startswith(("police-", "court-", "procuratorate-",
+                                          "civil_affairs-", "justice-", "legal_aid-",
+                                          "shelter-", "health-", "education-"))
+            status[data["referral_id"]] = kind.removeprefix("referral.")
+            if kind == "referral.declined":
+                assert data["reason"]
+        elif kind == "referral.closed":
+            assert status[data["referral_id"]] == "accepted"
+            assert data["outcome"] in {"service_provided", "no_service", "withdrawn"}
+            status[data["referral_id"]] = "closed"
+    assert set(risks) == {"low", "medium", "high"}
+    assert "sent" in status.values()  # some referrals go unanswered
 
 
 def test_some_envelopes_carry_unknown_fields_or_omit_optional_ones(
@@ -368,6 +462,8 @@ def test_commands_name_warnings_computed_as_the_engine_does(
         "petition.received": ("violence-injury", "repeat-petitions"),
         "mediation.concluded": ("mediation-failed",),
         "child.guardianship_gap_recorded": ("guardianship-no-followup",),
+        "referral.sent": ("referral-unanswered",),
+        "referral.declined": ("referral-declined",),
     }  # fmt: skip
     candidates: dict[str, str] = {}
     for env in valid:
@@ -379,7 +475,7 @@ def test_commands_name_warnings_computed_as_the_engine_does(
     for env in commands:
         named[candidates[env["data"]["warning_id"]]] += 1
         assert env["actor"] == env["data"]["by"]
-    assert len(named) == 6  # every rule of the default pack gets handled sometimes
+    assert len(named) == 8  # every rule the sample plans handling for gets handled
     expected = "w-" + hashlib.sha256(b"r:h:e").hexdigest()[:16]
     assert warning_id("r", "h", "e") == expected
 
@@ -552,5 +648,5 @@ def test_sample_events_are_v1_unless_asked_for_v2() -> None:
     """Engine unit tests keep the v1 stream; ``v2=True`` adds the register sweep."""
     v1 = {env["type"] for env in sample_events(2000, seed=4)}
     v2 = {env["type"] for env in sample_events(2000, seed=4, v2=True)}
-    assert not v1 & {"household.registered", "household.transferred"}
-    assert "household.registered" in v2
+    assert not v1 & {"household.registered", "household.transferred", *AFTER_ALERT_TYPES}
+    assert "household.registered" in v2 and "warning.assessed" in v2

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rules.transitions import transition_of
+from rules.transitions import subject_of, transition_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_ENV = "JIAHE_FAULT_SEED"
@@ -93,8 +93,8 @@ def spawn_jiahe(home: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def transition_counts(records: Iterable[dict[str, Any]]) -> Counter[tuple[str, str]]:
-    """How often each (warning_id, transition) occurs — delivery's deduplication key."""
-    return Counter((r["warning_id"], transition_of(r)) for r in records)
+    """How often each (subject, transition) occurs — the deduplication key downstream."""
+    return Counter((subject_of(r), transition_of(r)) for r in records)
 
 
 def duplicated_transitions(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], int]:

@@ -192,9 +192,14 @@ def test_twenty_sigkills_lose_nothing_and_duplicate_nothing(
     assert (accepted - refused_later, duplicates, rejected + refused_later) == replayed[1:]
     assert log_events == accepted
 
-    assert sql_count(home, "SELECT count() FROM lifecycle FINAL") == len(expected)
-    resent = sql_count(home, "SELECT count() FROM lifecycle") - len(expected)
-    print(f"  warehouse: {len(expected)} lifecycle rows; {resent} re-sent rows absorbed")
+    # every warning record is a row of warning_transitions, every referral record one
+    # of referral_records (lifecycle keeps one row per warning, type and level)
+    records = (sql_count(home, "SELECT count() FROM warning_transitions FINAL")
+               + sql_count(home, "SELECT count() FROM referral_records FINAL"))
+    assert records == len(expected)
+    resent = (sql_count(home, "SELECT count() FROM warning_transitions")
+              + sql_count(home, "SELECT count() FROM referral_records") - len(expected))
+    print(f"  warehouse: {len(expected)} records; {resent} re-sent rows absorbed")
     assert sql_count(home, "SELECT count() FROM events FINAL") == accepted
     after_kills = ledgers(home)
     jiahe(home, "rebuild")

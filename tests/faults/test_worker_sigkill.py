@@ -116,6 +116,6 @@ def test_twenty_sigkills_of_the_worker_lose_and_duplicate_nothing(
     print(f"  warnings topic: {sent} messages for {len(got)} records "
           f"({sent - len(got)} identical re-sends after kills)")
     workers.stop()  # chdb: one process per path
-    events, lifecycle, raw = warehouse_counts(workers, warehouse)
-    print(f"  warehouse: {events} events, {lifecycle} lifecycle rows ({raw} before FINAL)")
-    assert (events, lifecycle) == (expected.processed, len(expected.records))
+    events, records, raw = warehouse_counts(workers, warehouse)
+    print(f"  warehouse: {events} events, {records} records ({raw} lifecycle rows before FINAL)")
+    assert (events, records) == (expected.processed, len(expected.records))

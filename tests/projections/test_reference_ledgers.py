@@ -180,6 +180,8 @@ class TestWarningLedger:
             "highest_handling_level": "community",
             "minutes_to_acknowledge": None,
             "minutes_to_resolve": None,
+            "risk": None,
+            "reopened": 0,
         }
 
     def test_status_moves_open_acknowledged_resolved_as_of_each_instant(self, impl: Impl) -> None:

@@ -25,9 +25,10 @@ import pytest
 from events.instants import MICROS_PER_DAY, format_instant, parse_instant, to_datetime
 from events.orgunits import city_of, district_of, is_within, street_of
 from privacy.pseudonym import household_key
-from projections import analytics, kpis, ledger_sql, ledgers, now, reference, schema
+from projections import analytics, kpis, ledger_sql, ledgers, now, now_coverage, reference, schema
 from projections.warehouse.base import QueryResult, Warehouse
 from projections.warehouse.sqlbase import SqlWarehouse
+from tests.projections.after_alert_contract import AfterAlertContract
 from tests.projections.datagen import PERSONAL_MARK, T0, Dataset, _Gen, make_dataset
 
 CONTRACT_SECRET = b"contract-secret"
@@ -141,8 +142,10 @@ def scopes_of(data: Dataset) -> list[str]:
     return [city_of(unit), district_of(unit), street_of(unit), unit, "230199000000"]
 
 
-class WarehouseContract:
+class WarehouseContract(AfterAlertContract):
     """Backend-independent behaviour of a Warehouse."""
+
+    secret = CONTRACT_SECRET
 
     @pytest.fixture
     def warehouse(self) -> Iterator[Warehouse]:
@@ -670,6 +673,20 @@ class WarehouseContract:
         assert any(r["registered"] for r in homes) and not all(r["registered"] for r in homes)
         assert any(r["visit_overdue"] for r in homes)
         assert any(r["covered"] for r in expected(data, "coverage"))
+
+    def test_coverage_now_folds_the_rare_households_in_full(self, wh: Warehouse) -> None:
+        """Re-registered households with a transfer, or whose last registration came
+        from another community, leave the one-scan path (``projections.now_coverage``)
+        and are folded from every move; the ledger still equals the reference."""
+        data = make_dataset(35, households=90)
+        load(wh, data, batch=29)
+        latest = now.latest_instant(wh)
+        assert latest is not None
+        common = wh.query(now_coverage.counts_sql(None, latest)).dicts()
+        assert now_coverage.has_rare(common)
+        for where in (None, *sorted({district_of(e["org_unit"]) for e in data.events})):
+            assert ledgers.coverage_ledger(wh, None, where) == expected(data, "coverage",
+                                                                       None, where)
 
     def test_events_of_an_older_warehouse_get_the_register_columns(
         self, wh: Warehouse

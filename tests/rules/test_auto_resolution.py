@@ -52,7 +52,7 @@ def test_the_default_pack_resolves_screening_overdue_by_any_visit():
     rule = {r.id: r for r in load_pack().rules}[OVERDUE]
     assert rule.resolved_by == ("visit",)
     assert load_pack().signals["visit"].type == "screening.visit_recorded"
-    assert [r.id for r in load_pack().rules if r.resolved_by] == [OVERDUE]
+    assert [r.id for r in load_pack().rules if r.resolved_by] == [OVERDUE, "referral-unanswered"]
 
 
 def test_a_resolved_by_signal_resolves_the_rules_open_warning_at_the_events_time():

@@ -33,7 +33,7 @@ def test_the_default_pack_loads():
     assert pack.pack == "default"
 
 
-def test_the_default_pack_has_the_seven_design_rules_in_order_with_their_levels():
+def test_the_default_pack_has_the_nine_design_rules_in_order_with_their_levels():
     pack = load_pack()
     assert [(r.id, r.level) for r in pack.rules] == [
         ("violence-injury", "red"),
@@ -43,6 +43,8 @@ def test_the_default_pack_has_the_seven_design_rules_in_order_with_their_levels(
         ("guardianship-no-followup", "yellow"),
         ("mediation-failed", "yellow"),
         ("screening-overdue", "yellow"),
+        ("referral-unanswered", "orange"),
+        ("referral-declined", "yellow"),
     ]
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any, get_args
 
@@ -72,7 +73,12 @@ def sign_in(page: Page, api: Api, user: str) -> None:
 
 def wait_for_service_worker(page: Page) -> None:
     """The worker has cached the shell and controls the page (clients.claim)."""
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    # Polled from here, not by wait_for_function: its polling evaluates a string in the
+    # page, which the page's CSP (no 'unsafe-eval') refuses whenever it must poll.
+    deadline = time.monotonic() + 15
+    while not page.evaluate("navigator.serviceWorker.controller !== null"):
+        assert time.monotonic() < deadline, "the service worker never took control"
+        page.wait_for_timeout(100)
     assert page.evaluate("caches.has('jiahe-field-v1')")
 
 

@@ -20,6 +20,13 @@
     "230112", "230113", "230123", "230124", "230125", "230126", "230127", "230128", "230129",
     "230183", "230184"];
   const BEIJING_OFFSET_MS = 8 * 3600 * 1000;
+  const RISKS = ["low", "medium", "high"];
+  const VIEWS = ["inbox", "ledgers", "referrals", "kpis", "overview"];
+  const REFERRAL_COLUMNS = ["referral_id", "household_id", "district", "agency", "basis",
+    "warning_id", "sent_at", "answered_at", "status", "outcome", "minutes_to_answer", "overdue"];
+  // lifecycle record fields shown in a warning's timeline (ids and instants are shown apart)
+  const HISTORY_FIELDS = ["level", "risk", "agency", "basis", "outcome", "assignee", "from_level", "to_level",
+    "handling_level", "handling_org_unit", "from_org_unit", "to_org_unit", "referral_id"];
 
   const state = {
     lang: localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh",
@@ -34,6 +41,12 @@
     lastEventId: null,
     resolving: null,
     assigning: null,
+    assessing: null,
+    reopening: null,
+    referring: null,
+    consent: null,
+    referrals: null,
+    history: null,
     messageTimer: null,
   };
 
@@ -114,6 +127,12 @@
     return known(prefix + value) ? t(prefix + value) : String(value);
   }
 
+  function riskBadge(risk) {
+    if (!risk) return "—";
+    const cls = RISKS.includes(risk) ? risk : "none";
+    return el("span", { className: "risk-badge risk-" + cls, dataset: { risk: String(risk) } }, translated("risk.", risk));
+  }
+
   function levelBadge(level) {
     const cls = LEVELS.includes(level) ? level : "none";
     return el("span", { className: "lvl lvl-" + cls, dataset: { level: String(level) } },
@@ -142,6 +161,8 @@
   function errorText(err) {
     if (!(err instanceof ApiError)) return t("err.network");
     if (err.status === 0) return t("err.network");
+    // a refused command: the server's reason is the useful part
+    if (err.status === 409 && err.detail) return t("err.409.detail", { detail: err.detail });
     if ([401, 403, 404, 409].includes(err.status)) return t("err." + err.status);
     if (err.status === 422) return t("err.422", { detail: err.detail });
     return t("err.server", { status: err.status, detail: err.detail });
@@ -202,6 +223,8 @@
     renderLive(state.liveState || "off");
     fillDistrictSelects();
     renderAll();
+    if (state.referring) renderConsent();
+    if (state.history) renderHistory();
   }
 
   function toggleLanguage() {
@@ -270,7 +293,7 @@
 
   function viewFromHash() {
     const name = location.hash.replace("#", "");
-    return ["inbox", "ledgers", "kpis", "overview"].includes(name) ? name : "inbox";
+    return VIEWS.includes(name) ? name : "inbox";
   }
 
   function showView(name) {
@@ -278,9 +301,10 @@
     for (const tab of document.querySelectorAll("[data-view]")) {
       tab.setAttribute("aria-selected", tab.dataset.view === name ? "true" : "false");
     }
-    for (const v of ["inbox", "ledgers", "kpis", "overview"]) $("view-" + v).hidden = v !== name;
+    for (const v of VIEWS) $("view-" + v).hidden = v !== name;
     if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
     if (name === "ledgers" && state.ledger === null) loadLedger();
+    if (name === "referrals") loadReferrals();
     if (name === "kpis") loadKpis();
     renderAll();
   }
@@ -289,6 +313,7 @@
     if (!state.scope) return;
     renderInbox();
     renderLedger();
+    renderReferrals();
     renderKpis();
     renderOverview();
   }
@@ -318,11 +343,15 @@
 
   // -- inbox -------------------------------------------------------------------------
 
+  /* A row from the API replaces the local one unless it is older: a status moves forward,
+     except that a reopening (a higher ``reopened`` count) starts the warning over. */
   function mergeRow(row) {
     const old = state.alerts.get(row.warning_id);
     if (!old) {
       state.alerts.set(row.warning_id, row);
-    } else if ((STATUS_RANK[row.status] ?? 0) >= (STATUS_RANK[old.status] ?? 0)) {
+    } else if ((row.reopened || 0) > (old.reopened || 0)
+      || ((row.reopened || 0) === (old.reopened || 0)
+        && (STATUS_RANK[row.status] ?? 0) >= (STATUS_RANK[old.status] ?? 0))) {
       state.alerts.set(row.warning_id, Object.assign({}, old, row));
     }
   }
@@ -342,6 +371,10 @@
   function applyRecord(payload) {
     const r = payload.record;
     const w = payload.warning;
+    if (!r || !w || !w.warning_id) {  // a record about no warning (e.g. a referral's answer)
+      if (r && String(r.type || "").startsWith("referral.") && state.view === "referrals") loadReferrals();
+      return;
+    }
     let row = state.alerts.get(w.warning_id);
     if (!row) {
       row = Object.assign({ raised_at: null, status: "open", handling_level: "community",
@@ -372,7 +405,15 @@
       row.resolved_at = r.at;
     } else if (r.type === "warning.assigned") {
       row.assignee = r.assignee;
+    } else if (r.type === "warning.assessed") {
+      row.risk = r.risk;
+    } else if (r.type === "warning.reopened" && rank === 2) {
+      Object.assign(row, { status: "open", acknowledged_at: null, resolved_at: null,
+        handling_level: "community", reopened: (row.reopened || 0) + 1 });
+      if (r.handling_org_unit) row.handling_org_unit = r.handling_org_unit;
     }
+    if (state.history && state.history.warning_id === w.warning_id) loadHistory(state.history.row);
+    if (r.type.startsWith("referral.") && state.view === "referrals") loadReferrals();
     renderInbox();
     renderOverview();
   }
@@ -397,10 +438,20 @@
     if (r.status === "open") {
       actions.append(el("button", { type: "button", className: "ack", onclick: () => acknowledge(r) }, t("ack")));
     }
+    const household = r.household_id !== null && r.household_id !== undefined;  // surges have none
+    if (r.status !== "resolved" && household) {
+      actions.append(el("button", { type: "button", className: "assess", onclick: () => openAssess(r) }, t("assess")));
+    }
     if (r.status !== "resolved") {
       actions.append(el("button", { type: "button", className: "assign", onclick: () => openAssign(r) }, t("assign")));
       actions.append(el("button", { type: "button", className: "resolve", onclick: () => openResolve(r) }, t("resolve")));
+    } else if (household) {
+      actions.append(el("button", { type: "button", className: "reopen", onclick: () => openReopen(r) }, t("reopen")));
     }
+    if (household) {
+      actions.append(el("button", { type: "button", className: "refer", onclick: () => openReferral(r) }, t("refer")));
+    }
+    actions.append(el("button", { type: "button", className: "history", onclick: () => openHistory(r) }, t("history")));
     const tr = el("tr", { dataset: { warningId: r.warning_id, status: r.status, district: r.district || "" },
       className: (state.fresh.has(r.warning_id) ? "fresh " : "") + "st-" + r.status },
     el("td", {}, levelBadge(r.level)),
@@ -411,6 +462,7 @@
     el("td", {}, formatInstant(r.raised_at)),
     el("td", {}, translated("handling.", r.handling_level)),
     el("td", { className: "status" }, translated("status.", r.status)),
+    el("td", { className: "risk" }, riskBadge(r.risk)),
     el("td", { className: "assignee" }, r.assignee || "—"),
     el("td", {}, actions));
     return tr;
@@ -481,6 +533,294 @@
       showError(err);
       if (err instanceof ApiError && err.status === 409) loadInbox();
     }
+  }
+
+  // -- after the alert: assess, reopen, refer (with consent), history ------------------
+
+  function target(r) {
+    return translated("rule.", r.rule_id) + " · " + r.household_id + " · " + r.warning_id;
+  }
+
+  function dialogMessage(dialogId, text) {
+    const box = $(dialogId).querySelector(".dialog-message");
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  /* A command's answer: 200 carries the row now (embedded runtime); 202 means published,
+     and the live stream brings the record (Kafka runtime). */
+  function commandDone(data, warningId) {
+    if (data && data.warning && data.warning.warning_id) mergeRow(data.warning);
+    renderInbox();
+    renderOverview();
+    if (state.history && state.history.warning_id === warningId) loadHistory(state.history.row);
+    return !!data && data.status === "published";
+  }
+
+  /* A refused command keeps its dialog open with the server's reason (and says it above too). */
+  function commandFailed(dialogId, err) {
+    showError(err);
+    dialogMessage(dialogId, errorText(err));
+    if (err instanceof ApiError && err.status === 409) loadInbox();
+  }
+
+  function openAssess(r) {
+    state.assessing = r;
+    $("assess-target").textContent = target(r);
+    $("assess-current").textContent = t("assess.current", { risk: r.risk ? translated("risk.", r.risk) : "—" });
+    for (const radio of $("assess-form").elements.risk) radio.checked = radio.value === r.risk;
+    $("assess-note").value = "";
+    dialogMessage("assess-dialog", "");
+    $("assess-dialog").showModal();
+  }
+
+  async function confirmAssess() {
+    const r = state.assessing;
+    if (!r) return;
+    const risk = $("assess-form").elements.risk.value;
+    if (!RISKS.includes(risk)) return;
+    const note = $("assess-note").value.trim();
+    const body = note ? { risk, note } : { risk };
+    try {
+      const data = await api("POST", "/v1/alerts/" + encodeURIComponent(r.warning_id) + "/assess", body);
+      const published = commandDone(data, r.warning_id);
+      const row = state.alerts.get(r.warning_id);
+      if (row && !published && !(data && data.warning)) row.risk = risk;
+      renderInbox();
+      state.assessing = null;
+      $("assess-dialog").close();
+      showMessage(t(published ? "done.published" : "done.assessed", { id: r.warning_id, risk: translated("risk.", risk) }), "info");
+    } catch (err) {
+      commandFailed("assess-dialog", err);
+    }
+  }
+
+  function openReopen(r) {
+    state.reopening = r;
+    $("reopen-target").textContent = target(r);
+    $("reopen-reason").value = "";
+    dialogMessage("reopen-dialog", "");
+    $("reopen-dialog").showModal();
+  }
+
+  async function confirmReopen() {
+    const r = state.reopening;
+    if (!r) return;
+    const reason = $("reopen-reason").value.trim();
+    if (!reason) return;
+    try {
+      const data = await api("POST", "/v1/alerts/" + encodeURIComponent(r.warning_id) + "/reopen", { reason });
+      const published = commandDone(data, r.warning_id);
+      state.reopening = null;
+      $("reopen-dialog").close();
+      showMessage(t(published ? "done.published" : "done.reopened", { id: r.warning_id }), "info");
+    } catch (err) {
+      commandFailed("reopen-dialog", err);
+    }
+  }
+
+  function openReferral(r) {
+    state.referring = r;
+    state.consent = null;
+    $("referral-target").textContent = target(r);
+    $("referral-agency").value = "police";
+    $("referral-basis").value = "consent";
+    $("referral-note").value = "";
+    $("consent-attest").checked = false;
+    dialogMessage("referral-dialog", "");
+    renderConsent();
+    $("referral-dialog").showModal();
+    loadConsent();
+  }
+
+  async function loadConsent() {
+    const r = state.referring;
+    if (!r) return;
+    state.consent = { household: r.household_id, agencies: null, failed: false };
+    renderConsent();
+    try {
+      const data = await api("GET", "/v1/households/" + encodeURIComponent(r.household_id) + "/consent");
+      if (!state.consent || state.consent.household !== r.household_id) return;
+      state.consent.agencies = new Set((data && Array.isArray(data.agencies)) ? data.agencies : []);
+    } catch (err) {
+      if (state.consent) state.consent.failed = true;
+      dialogMessage("referral-dialog", errorText(err));
+    }
+    renderConsent();
+  }
+
+  /* Whether the chosen agency has a standing consent: "yes", "no", "loading" or "unknown". */
+  function consentState() {
+    const c = state.consent;
+    if (!c) return "unknown";
+    if (c.failed) return "unknown";
+    if (c.agencies === null) return "loading";
+    return c.agencies.has($("referral-agency").value) ? "yes" : "no";
+  }
+
+  function renderConsent() {
+    if (!$("referral-dialog").open && !state.referring) return;
+    const which = consentState();
+    const agency = $("referral-agency").value;
+    const byConsent = $("referral-basis").value === "consent";
+    $("consent-box").dataset.consent = which;
+    $("consent-status").textContent = t("consent." + which, { agency: translated("agency.", agency) });
+    const agencies = state.consent && state.consent.agencies ? [...state.consent.agencies].sort() : [];
+    $("consent-list").textContent = agencies.length
+      ? t("consent.standing", { list: agencies.map((a) => translated("agency.", a)).join(state.lang === "en" ? ", " : "、") })
+      : t("consent.none_standing");
+    $("consent-record").disabled = which !== "no" || !$("consent-attest").checked;
+    $("consent-withdraw").disabled = which !== "yes";
+    $("consent-attest").disabled = which !== "no";
+    const blocked = byConsent && which !== "yes";
+    $("referral-blocked").hidden = !blocked;
+    $("referral-confirm").disabled = blocked;
+  }
+
+  async function changeConsent(action) {
+    const r = state.referring;
+    if (!r) return;
+    const agency = $("referral-agency").value;
+    dialogMessage("referral-dialog", "");
+    try {
+      const data = await api("POST", "/v1/households/" + encodeURIComponent(r.household_id) + "/consent",
+        { action, agencies: [agency] });
+      $("consent-attest").checked = false;
+      if (data && Array.isArray(data.agencies) && data.status !== "published") {
+        state.consent = { household: r.household_id, agencies: new Set(data.agencies), failed: false };
+        renderConsent();
+      } else {
+        await loadConsent();
+        // on the Kafka runtime the worker applies it a moment later
+        for (let i = 0; i < 10 && data && data.status === "published"
+          && (consentState() === "yes") !== (action === "record"); i += 1) {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          await loadConsent();
+        }
+      }
+      showMessage(t(action === "record" ? "done.consent_recorded" : "done.consent_withdrawn",
+        { agency: translated("agency.", agency) }), "info");
+    } catch (err) {
+      commandFailed("referral-dialog", err);
+      loadConsent();
+    }
+  }
+
+  async function confirmReferral() {
+    const r = state.referring;
+    if (!r) return;
+    const agency = $("referral-agency").value;
+    const basis = $("referral-basis").value;
+    if (basis === "consent" && consentState() !== "yes") {  // the server would refuse it too
+      renderConsent();
+      return;
+    }
+    const note = $("referral-note").value.trim();
+    const body = { household_id: r.household_id, agency, basis, warning_id: r.warning_id };
+    if (note) body.note = note;
+    try {
+      const data = await api("POST", "/v1/referrals", body);
+      state.referring = null;
+      state.consent = null;
+      $("referral-dialog").close();
+      if (state.history && state.history.warning_id === r.warning_id) loadHistory(state.history.row);
+      if (state.view === "referrals") loadReferrals();
+      else state.referrals = null;
+      showMessage(t(data && data.status === "published" ? "done.published" : "done.referred",
+        { id: r.warning_id, agency: translated("agency.", agency) }), "info");
+    } catch (err) {
+      commandFailed("referral-dialog", err);
+      loadConsent();
+    }
+  }
+
+  function openHistory(r) {
+    state.history = { warning_id: r.warning_id, row: r, data: null, failed: false };
+    $("history-target").textContent = target(r);
+    renderHistory();
+    $("history-dialog").showModal();
+    loadHistory(r);
+  }
+
+  async function loadHistory(r) {
+    try {
+      const data = await api("GET", "/v1/alerts/" + encodeURIComponent(r.warning_id) + "/history");
+      if (!state.history || state.history.warning_id !== r.warning_id) return;
+      state.history.data = data || {};
+      state.history.failed = false;
+    } catch (err) {
+      if (state.history) state.history.failed = true;
+      showError(err);
+    }
+    renderHistory();
+  }
+
+  function renderHistory() {
+    const h = state.history;
+    if (!h) return;
+    const data = h.data || {};
+    const w = data.warning || h.row || {};
+    const summary = ["level", "status", "risk", "reopened", "handling_level", "handling_org_unit",
+      "raised_at", "acknowledged_at", "resolved_at"].filter((k) => w[k] !== undefined);
+    $("history-summary").replaceChildren(...summary.flatMap((k) => [
+      el("dt", {}, translated("col.", k)),
+      el("dd", { dataset: { field: k } }, k === "level" && w[k] ? levelBadge(w[k])
+        : k === "risk" && w[k] ? riskBadge(w[k]) : cellValue(k, w[k]))]));
+    const records = Array.isArray(data.history) ? data.history : [];
+    $("history-list").replaceChildren(...records.map(historyItem));
+    $("history-empty").hidden = h.data === null || records.length > 0;
+  }
+
+  function historyItem(rec) {
+    const type = String(rec.type || "");
+    const details = HISTORY_FIELDS.filter((k) => rec[k] !== undefined && rec[k] !== null && rec[k] !== "")
+      .map((k) => el("span", { className: "detail", dataset: { field: k } },
+        translated("col.", k) + (state.lang === "en" ? ": " : "：") + cellValue(k, rec[k])));
+    return el("li", { className: "rec " + (type.startsWith("referral.") ? "rec-referral" : "rec-warning"),
+      dataset: { type } },
+    el("time", {}, formatInstant(rec.at)),
+    el("span", { className: "what" }, translated("rec.", type)),
+    el("span", { className: "details" }, ...details));
+  }
+
+  // -- referral ledger (联动台账) ---------------------------------------------------------
+
+  async function loadReferrals() {
+    const params = { district: $("referral-district").value, as_of: asOfParam($("referral-as-of").value) };
+    try {
+      const data = await api("GET", "/v1/ledgers/referrals" + query(params));
+      state.referrals = Array.isArray(data.rows) ? data.rows : [];
+    } catch (err) {
+      state.referrals = [];
+      showError(err);
+    }
+    renderReferrals();
+  }
+
+  function renderReferrals() {
+    const table = $("referral-table");
+    if (state.referrals === null) return;
+    const status = $("referral-status").value;
+    const rows = state.referrals.filter((r) => !status
+      || (status === "overdue" ? r.overdue === true : r.status === status));
+    table.tHead.replaceChildren(el("tr", {}, ...REFERRAL_COLUMNS.map((c) =>
+      el("th", { title: c }, translated(c === "overdue" ? "refcol." : "col.", c)))));
+    table.tBodies[0].replaceChildren(...rows.map((row) => el("tr", {
+      className: row.overdue ? "overdue" : "",
+      dataset: { referralId: String(row.referral_id), status: String(row.status || "") } },
+    ...REFERRAL_COLUMNS.map((c) => {
+      if (c === "warning_id" && row.warning_id) {
+        const w = state.alerts.get(row.warning_id) || { warning_id: row.warning_id,
+          household_id: row.household_id, rule_id: null };
+        return el("td", { className: "mono" }, el("button", { type: "button", className: "link history-link",
+          title: t("history"), onclick: () => openHistory(w) }, row.warning_id));
+      }
+      const cls = (c.endsWith("_id") ? "mono " : "") + (c === "minutes_to_answer" ? "num " : "") + c;
+      return el("td", { className: cls }, c === "minutes_to_answer" && typeof row[c] === "number"
+        ? Math.round(row[c]) : cellValue(c, row[c]));
+    }))));
+    $("referral-empty").hidden = rows.length > 0;
+    $("referral-count").textContent = t("count", { n: rows.length });
   }
 
   // -- live stream (fetch streaming, SSE framing) ------------------------------------
@@ -584,6 +924,12 @@
     if (key === "district") return districtName(value);
     if (key === "rule_id") return translated("rule.", value);
     if (key === "status") return translated("status.", value);
+    if (key === "risk") return translated("risk.", value);
+    if (key === "agency") return translated("agency.", value);
+    if (key === "basis") return translated("basis.", value);
+    if (key === "outcome") return translated("outcome.", value);
+    if (key === "level") return translated("level.", value);
+    if (key === "from_level" || key === "to_level") return translated("handling.", value);
     if (key === "handling_level" || key === "highest_handling_level") return translated("handling.", value);
     if (key === "indicators") return value.map((v) => translated("ind.", v)).join(state.lang === "en" ? ", " : "、");
     if (Array.isArray(value)) return value.join(", ");
@@ -603,6 +949,7 @@
     table.tHead.replaceChildren(el("tr", {}, ...columns.map((c) => el("th", { title: c }, translated("col.", c)))));
     table.tBodies[0].replaceChildren(...rows.map((row) => el("tr", {}, ...columns.map((c) => {
       if ((c === "level" || c === "highest_open_level") && row[c]) return el("td", {}, levelBadge(row[c]));
+      if (c === "risk" && row[c]) return el("td", {}, riskBadge(row[c]));
       return el("td", { className: c.endsWith("_id") || c === "org_unit" ? "mono" : "" }, cellValue(c, row[c]));
     }))));
     $("ledger-empty").hidden = rows.length > 0;
@@ -699,6 +1046,226 @@
       for (const [week, n] of Object.entries(series)) weeks[week] = (weeks[week] || 0) + n;
     }
     $("chart-weekly").replaceChildren(columnChart(Object.keys(weeks).sort().slice(-16).map((w) => ({ label: w, value: weeks[w] }))));
+    renderTimeliness(k);
+  }
+
+  // -- timeliness and completeness (GET /v1/kpis → "timeliness") ----------------------------
+
+  // keys that name a grouping, not a figure: their values become bar labels
+  const TL_DIMENSIONS = ["district", "level", "handling_level", "agency", "channel", "category",
+    "community", "rule_id"];
+  // containers that add nothing to a figure's name
+  const TL_CONTAINERS = ["districts", "levels", "rows", "metrics", "by_district", "by_level",
+    "per_district", "per_level", "by_handling_level", "figures"];
+  const TL_META = ["as_of", "scope", "district_filter", "generated_at", "sla", "window"];
+  const TL_SHARE = ["share", "rate", "ratio", "coverage", "value"];
+  const TL_NUM = ["numerator", "on_time", "within", "met", "answered_within", "followed_up",
+    "covered", "count_on_time", "n"];
+  const TL_DEN = ["due", "denominator", "total", "of", "eligible", "sent", "gaps", "registered", "count"];
+
+  const pick = (obj, keys) => keys.find((k) => typeof obj[k] === "number" || obj[k] === null);
+
+  /* An object holding one figure: a share (maybe with its numerator and denominator). */
+  function tlLeaf(node) {
+    const s = pick(node, TL_SHARE);
+    const n = pick(node, TL_NUM);
+    const d = pick(node, TL_DEN);
+    if (s === undefined && (n === undefined || d === undefined)) return null;
+    const num = n === undefined ? null : node[n];
+    const den = d === undefined ? null : node[d];
+    let share = s === undefined ? null : node[s];
+    if (share === null && typeof num === "number" && den) share = num / den;
+    return { kind: "share", value: share, num, den };
+  }
+
+  function isDimension(segment) {
+    return /^\d{6}(\d{6})?$/.test(segment) || HANDLING.includes(segment) || LEVELS.includes(segment)
+      || known("agency." + segment) || known("channel." + segment) || known("category." + segment);
+  }
+
+  /* Any reasonable layout (nested objects or rows) → [{path: [...segments], kind, value, num, den}]. */
+  function tlFlatten(node, path, out) {
+    if (node === null || node === undefined || typeof node === "string" || typeof node === "boolean") return;
+    if (typeof node === "number") {
+      out.push({ path, kind: "count", value: node, num: null, den: null });
+      return;
+    }
+    if (Array.isArray(node)) {
+      for (const item of node) {
+        if (!item || typeof item !== "object" || Array.isArray(item)) continue;
+        const dims = TL_DIMENSIONS.filter((k) => item[k] !== undefined && item[k] !== null
+          && typeof item[k] !== "object").map((k) => String(item[k]));
+        const rest = Object.fromEntries(Object.entries(item).filter(([k]) => !TL_DIMENSIONS.includes(k)));
+        const leaf = tlLeaf(rest);
+        if (leaf) out.push(Object.assign({ path: path.concat(dims) }, leaf));
+        else tlFlatten(rest, path.concat(dims), out);
+      }
+      return;
+    }
+    const leaf = tlLeaf(node);
+    if (leaf) {
+      out.push(Object.assign({ path }, leaf));
+      return;
+    }
+    for (const [k, v] of Object.entries(node)) {
+      if (TL_META.includes(k)) continue;
+      tlFlatten(v, TL_CONTAINERS.includes(k) ? path : path.concat([k]), out);
+    }
+  }
+
+  function tlLabel(segment) {
+    if (/^\d{6}(\d{6})?$/.test(segment)) return districtName(segment);
+    for (const prefix of ["handling.", "level.", "agency.", "channel.", "category."]) {
+      if (known(prefix + segment)) return t(prefix + segment);
+    }
+    return segment;
+  }
+
+  /* Figures grouped by name (the path without its groupings), in first-seen order. */
+  function tlGroups(timeliness) {
+    const leaves = [];
+    tlFlatten(timeliness, [], leaves);
+    const groups = new Map();
+    for (const leaf of leaves) {
+      const name = leaf.path.filter((s) => !isDimension(s)).join(".") || "figure";
+      const label = leaf.path.filter(isDimension).map(tlLabel).join(" · ") || t("total");
+      if (!groups.has(name)) groups.set(name, []);
+      groups.get(name).push(Object.assign({ label }, leaf));
+    }
+    return groups;
+  }
+
+  function tlTitle(name) {
+    if (known("tl." + name)) return t("tl." + name);
+    const last = name.split(".").pop();
+    if (known("tl." + last)) return t("tl." + last);
+    return name.replaceAll("_", " ").replaceAll(".", " · ");
+  }
+
+  function shareText(item) {
+    if (item.kind !== "share") return String(item.value);
+    const pct = typeof item.value === "number" ? (item.value * 100).toFixed(1) + "%" : "—";
+    return item.num !== null && item.den !== null ? pct + " (" + item.num + "/" + item.den + ")" : pct;
+  }
+
+  /* Horizontal bars on a 0–100 % track (shares) or scaled to the largest value (counts). */
+  function figureChart(title, items) {
+    const rowH = 24;
+    const labelW = 170;
+    const barW = 240;
+    const width = labelW + barW + 110;
+    const height = items.length * rowH + 4;
+    const max = Math.max(1, ...items.map((i) => (i.kind === "share" ? 1 : i.value || 0)));
+    const summary = title + ": " + items.map((i) => i.label + " " + shareText(i)).join("; ");
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+      class: "chart", "aria-label": summary });
+    chart.append(svg("title", {}, summary));
+    items.forEach((item, index) => {
+      const y = index * rowH + 2;
+      const value = typeof item.value === "number" ? item.value : 0;
+      const w = Math.round(barW * Math.min(value, max) / (item.kind === "share" ? 1 : max));
+      const tone = item.kind !== "share" ? "count" : value < 0.5 ? "share low" : value < 0.8 ? "share mid" : "share";
+      const g = svg("g", { class: "fig", "data-label": item.label, "data-value": item.value === null ? "" : item.value });
+      g.append(svg("title", {}, item.label + ": " + shareText(item)));
+      g.append(svg("text", { x: labelW - 8, y: y + 15, "text-anchor": "end", class: item.sub ? "label sub" : "label group" }, item.label));
+      if (item.kind === "share") g.append(svg("rect", { x: labelW, y: y + 3, width: barW, height: rowH - 8, rx: 3, class: "track" }));
+      g.append(svg("rect", { x: labelW, y: y + 3, width: Math.max(w, value ? 2 : 0), height: rowH - 8, rx: 3, class: "bar " + tone }));
+      g.append(svg("text", { x: labelW + (item.kind === "share" ? barW : w) + 6, y: y + 15, class: "value" }, shareText(item)));
+      chart.append(g);
+    });
+    return chart;
+  }
+
+  /* {due, within, share} → a bar item. */
+  function shareItem(label, fig, sub) {
+    const f = fig && typeof fig === "object" ? fig : {};
+    const den = typeof f.due === "number" ? f.due : null;
+    const num = typeof f.within === "number" ? f.within : null;
+    let value = typeof f.share === "number" ? f.share : null;
+    if (value === null && den) value = num / den;
+    return { label, kind: "share", value, num, den, sub: !!sub };
+  }
+
+  function sumFigures(figs) {
+    const due = figs.reduce((n, f) => n + ((f && f.due) || 0), 0);
+    const within = figs.reduce((n, f) => n + ((f && f.within) || 0), 0);
+    return { due, within, share: due ? within / due : null };
+  }
+
+  /* The figures of ``projections.timeliness``: {"as_of", "districts": {code: {...}}}.
+     Each share chart lists, per district, its total and then its parts (handling levels,
+     agencies); with several districts, parts with nothing due are left out and a row for
+     the whole area comes first. */
+  function timelinessFigures(districts) {
+    const codes = Object.keys(districts).sort();
+    const many = codes.length > 1;
+    const d = (code) => districts[code] || {};
+    const figures = [];
+    const shares = (name, partsKey, partLabel, partOrder) => {
+      const items = [];
+      if (many) items.push(shareItem(t("tl.area"), sumFigures(codes.map((c) => d(c)[name]))));
+      for (const code of codes) {
+        const fig = d(code)[name];
+        if (!fig) continue;
+        items.push(shareItem(districtName(code), fig));
+        const parts = partsKey && fig[partsKey] && typeof fig[partsKey] === "object" ? fig[partsKey] : {};
+        const keys = partOrder ? partOrder.filter((k) => k in parts).concat(Object.keys(parts).filter((k) => !partOrder.includes(k)))
+          : Object.keys(parts).sort();
+        for (const key of keys) {
+          if (many && !(parts[key] && parts[key].due)) continue;
+          items.push(shareItem(partLabel(key), parts[key], true));
+        }
+      }
+      if (items.length) figures.push({ name, items });
+    };
+    shares("acknowledged_within_sla", "by_level", (k) => translated("handling.", k), HANDLING);
+    shares("assessed_within_48h", "by_level", (k) => translated("handling.", k), HANDLING);
+    shares("referrals_answered_within_72h", "by_agency", (k) => translated("agency.", k), null);
+    shares("guardianship_followed_up_within_7d", null, null, null);
+    // screening coverage: covered / registered, and the key households apart
+    const coverage = [];
+    for (const code of codes) {
+      const c = d(code).screening_coverage;
+      if (!c) continue;
+      coverage.push(shareItem(districtName(code), { due: c.registered, within: c.covered, share: c.registered ? c.coverage : null }));
+      coverage.push(shareItem(t("tl.key_households"), { due: c.key_registered, within: c.key_covered }, true));
+    }
+    if (coverage.length) figures.push({ name: "screening_coverage", items: coverage });
+    // petitions: counts by channel and by category over the area, and per district
+    const counts = (key, prefix) => {
+      const sums = {};
+      for (const code of codes) {
+        const part = (d(code).petitions || {})[key] || {};
+        for (const [k, n] of Object.entries(part)) sums[k] = (sums[k] || 0) + (Number(n) || 0);
+      }
+      return Object.keys(sums).sort().map((k) => ({ label: translated(prefix, k), kind: "count", value: sums[k], num: null, den: null }));
+    };
+    const channels = counts("by_channel", "channel.");
+    const categories = counts("by_category", "category.");
+    if (channels.length) figures.push({ name: "petitions.by_channel", items: channels });
+    if (categories.length) figures.push({ name: "petitions.by_category", items: categories });
+    if (many) {
+      const totals = codes.filter((c) => d(c).petitions && d(c).petitions.total)
+        .map((c) => ({ label: districtName(c), kind: "count", value: d(c).petitions.total, num: null, den: null }));
+      if (totals.length) figures.push({ name: "petitions.by_district", items: totals });
+    }
+    return figures;
+  }
+
+  function renderTimeliness(k) {
+    const tl = k && k.timeliness && typeof k.timeliness === "object" ? k.timeliness : null;
+    let figures;
+    if (tl && tl.districts && typeof tl.districts === "object" && !Array.isArray(tl.districts)) {
+      figures = timelinessFigures(tl.districts);
+    } else {  // another layout: every figure found in it, by name
+      figures = [...(tl ? tlGroups(tl) : new Map()).entries()].map(([name, items]) => ({ name, items }));
+    }
+    $("timeliness-charts").replaceChildren(...figures.filter((f) => f.items.length).map(({ name, items }) => {
+      const title = tlTitle(name);
+      return el("figure", { className: items.length > 14 ? "wide" : "", dataset: { figure: name } },
+        el("figcaption", {}, title), figureChart(title, items));
+    }));
+    $("timeliness-empty").hidden = figures.length > 0;
   }
 
   // -- district overview ------------------------------------------------------------------
@@ -754,6 +1321,21 @@
     $("resolve-form").addEventListener("submit", () => { confirmResolve(); });
     $("assign-cancel").addEventListener("click", () => { state.assigning = null; $("assign-dialog").close(); });
     $("assign-form").addEventListener("submit", () => { confirmAssign(); });
+    $("assess-cancel").addEventListener("click", () => { state.assessing = null; $("assess-dialog").close(); });
+    $("assess-form").addEventListener("submit", (e) => { e.preventDefault(); confirmAssess(); });
+    $("reopen-cancel").addEventListener("click", () => { state.reopening = null; $("reopen-dialog").close(); });
+    $("reopen-form").addEventListener("submit", (e) => { e.preventDefault(); confirmReopen(); });
+    $("referral-cancel").addEventListener("click", () => { state.referring = null; state.consent = null; $("referral-dialog").close(); });
+    $("referral-form").addEventListener("submit", (e) => { e.preventDefault(); confirmReferral(); });
+    $("referral-agency").addEventListener("change", () => { $("consent-attest").checked = false; dialogMessage("referral-dialog", ""); renderConsent(); });
+    $("referral-basis").addEventListener("change", renderConsent);
+    $("consent-attest").addEventListener("change", renderConsent);
+    $("consent-record").addEventListener("click", () => changeConsent("record"));
+    $("consent-withdraw").addEventListener("click", () => changeConsent("withdraw"));
+    $("history-dialog").addEventListener("close", () => { state.history = null; });
+    $("referral-dialog").addEventListener("close", () => { state.referring = null; state.consent = null; });
+    $("referral-ledger-form").addEventListener("submit", (e) => { e.preventDefault(); loadReferrals(); });
+    $("referral-status").addEventListener("change", renderReferrals);
     window.addEventListener("hashchange", () => { if (state.scope) showView(viewFromHash()); });
     applyLanguage();
     if (state.token) signIn(state.token);

@@ -20,6 +20,7 @@ from streams.embedded.processor import EmbeddedProcessor
 from streams.embedded.runtime import EmbeddedRuntime
 from tests.corpus.bad_inputs import CORPUS
 from tests.helpers import T0
+from tests.rules.after_alert import after_alert_story
 from tests.rules.households import v2_story
 
 AS_OF = parse_instant("2026-11-25T00:00:00+08:00")
@@ -113,6 +114,44 @@ def test_processor_output_equals_the_replay_of_a_v2_stream(
     kinds = {(r["type"], r.get("rule_id")) for r in records}
     assert {("warning.transferred", None), ("warning.raised", "screening-overdue"),
             ("warning.resolved", None), ("warning.raised", "vulnerable-person-harm")} <= kinds
+
+
+#: The corpus kinds of the work after an alert (commands on warnings, referrals, consent).
+AFTER_ALERT_KINDS = ("assessed-", "reopened-", "referral-", "consent-")
+#: Every type of catalog v2.
+V2_TYPES = {"household.registered", "household.transferred", "warning.assessed",
+            "warning.reopened", "referral.sent", "referral.accepted", "referral.declined",
+            "referral.closed", "consent.recorded", "consent.withdrawn"}
+
+
+def after_alert_stream_file(directory: Path) -> Path:
+    """Every v2 type: the households of ``v2_story`` and the work after an alert (its
+    assessments, reopenings, referrals and consents, notices among them), with the v2
+    shape errors of the corpus between them."""
+    bad = [e.raw for e in CORPUS
+           if e.kind_id.startswith(AFTER_ALERT_KINDS) and e.expected is not None]
+    lines = [line.encode() for line in [*v2_story(T0), *after_alert_story(T0)]]
+    assert {orjson.loads(x)["type"] for x in lines} >= V2_TYPES
+    path = directory / "after-alert.jsonl"
+    path.write_bytes(b"\n".join([*lines[:30], *bad, *lines[30:]]) + b"\n")
+    return path
+
+
+def test_processor_output_equals_the_replay_of_a_stream_with_every_v2_type(
+    runtime: EmbeddedRuntime, tmp_path: Path
+) -> None:
+    stream = after_alert_stream_file(tmp_path)
+    counts = runtime.publish(stream.read_bytes().splitlines(), source="test")
+    assert counts.rejected == 45
+    report = runtime.process(EventTimeClock(AS_OF))
+    assert report.counts.reconciles and report.counts.notices >= 10
+    records = log_records(runtime)
+    assert records == replay_records(stream, AS_OF)
+    kinds = {r["type"] for r in records}
+    assert {"warning.assessed", "warning.reopened", "referral.sent", "referral.accepted",
+            "referral.declined", "referral.closed"} <= kinds
+    assert {("warning.raised", "referral-unanswered"), ("warning.raised", "referral-declined")
+            } <= {(r["type"], r.get("rule_id")) for r in records}
 
 
 def test_a_crash_mid_batch_resumes_exactly_where_the_last_commit_left_off(
@@ -278,3 +317,19 @@ def test_no_personal_text_reaches_the_warehouse(
     ).decode()
     leaked = [text for text in notes if text in dump]
     assert not leaked
+
+
+def test_free_text_after_an_alert_is_sealed_in_the_log_and_kept_out_of_the_warehouse(
+    runtime: EmbeddedRuntime, tmp_path: Path
+) -> None:
+    """Assessment notes, reopening and decline reasons, referral notes: personal text."""
+    stream = after_alert_stream_file(tmp_path)
+    runtime.publish(stream.read_bytes().splitlines(), source="test")
+    runtime.process(EventTimeClock(AS_OF))
+    runtime.project()
+    texts = {"she fears him", "call before visiting", "outside our remit", "no capacity",
+             "it happened again"}
+    assert texts <= set(stream.read_text().replace('"', "\n").splitlines())
+    stored = b"".join(body for (body,) in runtime.log.db.execute("SELECT body FROM events"))
+    dump = orjson.dumps(runtime.warehouse.query("SELECT * FROM events").rows, default=str)
+    assert [t for t in texts if t.encode() in stored or t.encode() in dump] == []

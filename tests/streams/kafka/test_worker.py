@@ -34,6 +34,7 @@ from streams.kafka.batch import record_id
 from streams.kafka.settings import Topics
 from streams.kafka.worker import create_topic_set
 from tests.corpus.bad_inputs import CORPUS
+from tests.rules.after_alert import after_alert_story
 from tests.rules.households import v2_story
 
 if TYPE_CHECKING:
@@ -227,8 +228,8 @@ def test_one_worker_matches_replay(workers: Workers, stream: list[bytes]) -> Non
     assert_same(wait_for_records(workers, expected), expected)
     assert_dlq(workers, expected)
     workers.stop()  # chdb: one process per path
-    events, lifecycle, _ = warehouse_counts(workers, warehouse)
-    assert (events, lifecycle) == (expected.processed, len(expected.records))
+    events, records, _ = warehouse_counts(workers, warehouse)
+    assert (events, records) == (expected.processed, len(expected.records))
 
 
 def test_one_worker_matches_replay_on_a_v2_stream(workers: Workers) -> None:
@@ -248,17 +249,48 @@ def test_one_worker_matches_replay_on_a_v2_stream(workers: Workers) -> None:
     assert_dlq(workers, expected)
 
 
+def test_workers_match_replay_on_every_v2_type_across_a_restart(workers: Workers) -> None:
+    """Every v2 type: households, assessments, reopenings, referrals and consent, with
+    their notices and shape errors. The first worker, throttled, stops mid-stream; the
+    second, with an empty local store, restores the households' states (open and resolved
+    warnings, referrals, consent) from the changelog and processes the rest."""
+    t0 = parse_instant("2026-03-01T08:00:00Z")
+    prefixes = ("assessed-", "reopened-", "referral-", "consent-")
+    bad = [e.raw for e in CORPUS if e.kind_id.startswith(prefixes) and e.expected is not None]
+    story = [line.encode() for line in after_alert_story(t0)]
+    stream = [*(line.encode() for line in v2_story(t0)), *story[:20], *bad, *story[20:]]
+    expected = expected_from(stream, AS_OF)
+    types = {r["type"] for r in expected.records.values()}
+    assert {"warning.assessed", "warning.reopened", "referral.sent", "referral.accepted",
+            "referral.declined", "referral.closed", "warning.transferred"} <= types
+    assert expected.rejected == set(bad)
+    publish(workers.bootstrap, Topics.with_prefix(workers.prefix).events, stream)
+    workers.start("w1", "--as-of", AS_OF, "--batch", "4", "--max-rate", "8")
+    wait_for_progress(workers, len(stream))
+    workers.stop()
+    workers.start("w2", "--as-of", AS_OF, "--batch", "4")
+    assert_same(wait_for_records(workers, expected), expected)
+    assert_dlq(workers, expected)
+
+
 def warehouse_counts(workers: Workers, warehouse: Path) -> tuple[int, int, int]:
     """The workers' chdb warehouse (opened once they stopped: one process per path):
-    events and lifecycle rows after FINAL, and lifecycle rows before it."""
+    events after FINAL, records after FINAL (every warning record is a row of
+    ``warning_transitions``, every referral record one of ``referral_records``), and
+    lifecycle rows before FINAL."""
     from projections.warehouse.chdb_backend import ChdbWarehouse
 
     secret = (workers.tmp / "home" / "pseudonym.key").read_bytes().strip()
     store = ChdbWarehouse(warehouse, secret)
+
+    def count(sql: str) -> int:
+        return int(store.query(sql).rows[0][0])
+
     try:
-        return (int(store.query("SELECT count() FROM events FINAL").rows[0][0]),
-                int(store.query("SELECT count() FROM lifecycle FINAL").rows[0][0]),
-                int(store.query("SELECT count() FROM lifecycle").rows[0][0]))
+        return (count("SELECT count() FROM events FINAL"),
+                count("SELECT count() FROM warning_transitions FINAL")
+                + count("SELECT count() FROM referral_records FINAL"),
+                count("SELECT count() FROM lifecycle"))
     finally:
         store.close()
 
