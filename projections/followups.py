@@ -59,9 +59,12 @@ def facts_sql(as_of: int, warning_ids: list[str] | None = None) -> str:
     followed = (
         f"(SELECT warning_id FROM {WARNING_TRANSITIONS} WHERE type IN ({assessed}, {reopened}))"
     )
-    scope = f"warning_id IN {followed}"
+    # A page's ids are read by the primary key, and the few followed up kept after
+    # grouping; a whole ledger first finds the followed-up warnings (one column scan).
+    scope, having = f"warning_id IN {followed}", ""
     if warning_ids is not None:
-        scope += " AND warning_id IN (" + ", ".join(sql_string(w) for w in warning_ids) + ")"
+        scope = "warning_id IN (" + ", ".join(sql_string(w) for w in warning_ids) + ")"
+        having = f"\nHAVING countIf(type IN ({assessed}, {reopened})) > 0"
     handling = "['community', 'street', 'district', 'city']"
     return f"""
 SELECT warning_id,
@@ -88,7 +91,7 @@ SELECT warning_id,
     AS f_highest
 FROM (
   SELECT *, toUnixTimestamp64Micro(at) AS us FROM {WARNING_TRANSITIONS} FINAL WHERE {scope})
-GROUP BY warning_id"""
+GROUP BY warning_id{having}"""
 
 
 def facts(warehouse: Warehouse, as_of: int, warning_ids: list[str] | None) -> dict[str, Row]:
