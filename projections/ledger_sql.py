@@ -371,13 +371,14 @@ def coverage_facts(as_of: int, district: str | None) -> str:
 
 def coverage(facts: str, as_of: int) -> str:
     """The coverage ledger's counts per owning community from ``facts``
-    (``coverage_facts``' columns; ``projections.now`` has a pre-aggregated source)."""
+    (``coverage_facts``' columns; ``projections.now_coverage`` has a pre-aggregated
+    source, whose ``c_org`` is a number: grouped first, written as a code after)."""
     key = "c_key = 1"
     window = f"if({key}, {lc.KEY_CADENCE_MICROS}, {lc.CADENCE_MICROS})"
     covered = f"(c_visited AND c_last_visit >= {int(as_of)} - {window})"
     return f"""
-SELECT c_org AS community, count() AS registered, countIf({covered}) AS covered,
+SELECT toString(c_org) AS community, count() AS registered, countIf({covered}) AS covered,
        countIf({key}) AS key_registered, countIf({key} AND {covered}) AS key_covered
 FROM {facts}
-GROUP BY community
+GROUP BY c_org
 ORDER BY community"""

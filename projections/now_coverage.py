@@ -10,10 +10,12 @@ at 10M events), so it is one scan of numbers, grouped by owning community:
 * key household: the last registration's flag, when that registration is
   certainly valid — it is the only one, or no transfer followed the first and it
   came from the first's community;
-* everything else — re-registered households with a transfer, or whose last
-  registration came from another community — is the *rare* path: counted in the
-  scan as community 0, then folded in full from ``household_owner`` (the
-  raw path's rules, ``ledger_sql.ownership``) and merged in Python.
+* the scan decides the owner when no transfer followed the first registration, or
+  when the household's only transfer did;
+* everything else — several transfers, re-registered households with a transfer,
+  or whose last registration came from another community — is the *rare* path:
+  counted in the scan as community 0, then folded in full from ``household_owner``
+  (the raw path's rules, ``ledger_sql.ownership``) and merged in Python.
 
 Exact like the raw path (``ledger_sql.coverage_facts``): the aggregates are
 min / max / set union, so re-sent rows change nothing, and only an ``as_of`` that
@@ -51,11 +53,6 @@ _OWNER = f"""multiIf(
     toUInt64(0))"""
 
 
-def _covered(as_of: int, key: str, last_visit: str) -> str:
-    window = f"if({key} = 1, {lc.KEY_CADENCE_MICROS}, {lc.CADENCE_MICROS})"
-    return f"({last_visit} != {BEFORE_ALL} AND {last_visit} >= {int(as_of)} - {window})"
-
-
 def _in_scope(column: str, district: str | None) -> str:
     """The rare marker (0) or an owner in ``district`` (None: anywhere)."""
     if district is None:
@@ -67,17 +64,15 @@ def _in_scope(column: str, district: str | None) -> str:
 def counts_sql(district: str | None, as_of: int) -> str:
     """Per owning community (``community``, a code; ``RARE`` for the rare path's
     households, whatever their district), the ledger's counts."""
-    covered = _covered(as_of, "c_key", "last_visit_us")
-    return f"""
-SELECT toString(c_owner) AS community, count() AS registered, countIf({covered}) AS covered,
-       countIf(c_key = 1) AS key_registered, countIf(c_key = 1 AND {covered}) AS key_covered
-FROM (
-  SELECT {_OWNER} AS c_owner, {_LAST}.3 AS c_key, last_visit_us
-  FROM {HOUSEHOLD_COVERAGE} FINAL
-  WHERE {_FIRST}.1 != {NO_OFFSET}
-)
-WHERE {_in_scope("c_owner", district)}
-GROUP BY c_owner"""
+    return ledger_sql.coverage(f"""(
+  SELECT c_owner AS c_org, c_key, last_visit_us AS c_last_visit,
+    last_visit_us != {BEFORE_ALL} AS c_visited
+  FROM (
+    SELECT {_OWNER} AS c_owner, {_LAST}.3 AS c_key, last_visit_us
+    FROM {HOUSEHOLD_COVERAGE} FINAL
+    WHERE {_FIRST}.1 != {NO_OFFSET})
+  WHERE {_in_scope("c_owner", district)}
+)""", as_of)
 
 
 def rare_facts(district: str | None) -> str:

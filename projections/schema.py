@@ -633,9 +633,9 @@ _REGISTRATION_OF_ROW = (
 # (re-registrations never move it), so transfers — ~2% of households — are the only
 # array, empty elsewhere; the key flag is the last registration's whenever that
 # registration is certainly valid (the only one, or no transfer after the first and
-# the same community). The rest — re-registered households with a transfer, or whose
-# last registration came from another community — are read from ``household_owner``
-# and folded in full (``projections.now``, the "rare" path).
+# the same community). The rest — several transfers, re-registered households with a
+# transfer, or whose last registration came from another community — are read from
+# ``household_owner`` and folded in full (``projections.now_coverage``, the "rare" path).
 HOUSEHOLD_COVERAGE_AGGREGATE = Aggregate(
     HOUSEHOLD_COVERAGE,
     f"""CREATE TABLE IF NOT EXISTS {HOUSEHOLD_COVERAGE} (
