@@ -9,6 +9,11 @@ it answers the referrals addressed to its agency for households its org unit
 covers, and nothing else. Its scope is a district or the city, never a street or
 a community: agencies are organised by district, and a narrower scope would hide
 referrals from the office that must answer them.
+
+A token expires (90 days by default): a leaked token must not work for ever. A user
+is ``active``, ``revoked`` (the token is gone: ``jiahe users add`` issues a new one)
+or ``disabled`` (the account is shut until ``jiahe users enable``). Every request
+looks the token up again, with no cache, so a revocation holds from the next request.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import orjson
 
 from events.catalog import Agency
 from events.errors import JiaheError
-from events.instants import format_instant, now_micros
+from events.instants import MICROS_PER_DAY, format_instant, now_micros
 from events.orgunits import Level, check_code, level_of
 from privacy.audit import append_audit
 
@@ -34,6 +39,10 @@ ROLES: tuple[str, ...] = ("cadre", "chair", "city_admin", "analyst", "partner")
 PARTNER = "partner"
 #: The agencies a referral may be addressed to (DESIGN "Catalog v2", ``referral.sent``).
 AGENCIES: tuple[str, ...] = get_args(Agency)
+#: a token's lifetime unless ``--expires-days`` says otherwise.
+DEFAULT_EXPIRES_DAYS = 90
+MAX_EXPIRES_DAYS = 3 * 365
+ACTIVE, REVOKED, DISABLED = "active", "revoked", "disabled"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -42,7 +51,10 @@ CREATE TABLE IF NOT EXISTS users (
     org_unit   TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    agency     TEXT  -- partners only (older stores get the column on open)
+    agency     TEXT,  -- partners only (older stores get the column on open)
+    -- older stores get these two on open (_migrate)
+    expires_us INTEGER NOT NULL DEFAULT 0,
+    status     TEXT NOT NULL DEFAULT 'active'
 );
 CREATE TABLE IF NOT EXISTS audit (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,8 +86,35 @@ class User:
     agency: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as ``jiahe users list`` shows it: never the token or its hash."""
+    name: str
+    role: str
+    org_unit: str
+    agency: str | None
+    created_at: str
+    expires_us: int
+    status: str
+
+    def state(self, now: int) -> str:
+        """``active``, ``expired``, ``revoked`` or ``disabled``."""
+        if self.status == ACTIVE and self.expires_us <= now:
+            return "expired"
+        return self.status
+
+    def public(self, now: int) -> dict[str, object]:
+        return {"name": self.name, "role": self.role, "org_unit": self.org_unit,
+                "agency": self.agency, "created_at": self.created_at,
+                "expires_at": format_instant(self.expires_us), "status": self.state(now)}
+
+
 class UserError(JiaheError, ValueError):
     """A user that cannot be created as asked (the message says which option is wrong)."""
+
+
+class TokenRefused(JiaheError):
+    """A token that names no usable user; the message says why (the API's 401 reason)."""
 
 
 def check_user(role: str, org_unit: str, agency: str | None) -> None:
@@ -117,10 +156,21 @@ class UserStore:
         self._lock = threading.Lock()
 
     def _migrate(self) -> None:
-        """A store from before partners gets the ``agency`` column, in place (idempotent)."""
+        """Older stores get their columns in place (idempotent): ``agency`` (from before
+        partners); ``expires_us`` and ``status`` (from before token lifetimes), where
+        every existing token gets the default lifetime counted from this migration,
+        not from its creation, so that no working token stops working at the upgrade."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(users)")}
         if "agency" not in columns:
             self.db.execute("ALTER TABLE users ADD COLUMN agency TEXT")
+        if "status" not in columns:
+            self.db.execute("ALTER TABLE users ADD COLUMN status TEXT NOT NULL "
+                            "DEFAULT 'active'")
+        if "expires_us" not in columns:
+            self.db.execute("ALTER TABLE users ADD COLUMN expires_us INTEGER NOT NULL "
+                            "DEFAULT 0")
+            self.db.execute("UPDATE users SET expires_us = ?",
+                            (now_micros() + DEFAULT_EXPIRES_DAYS * MICROS_PER_DAY,))
 
     @classmethod
     def at_home(cls, home: Path) -> UserStore:
@@ -129,31 +179,91 @@ class UserStore:
     def close(self) -> None:
         self.db.close()
 
-    def add(self, name: str, role: str, org_unit: str, agency: str | None = None) -> str:
+    def add(self, name: str, role: str, org_unit: str, agency: str | None = None, *,
+            expires_days: int = DEFAULT_EXPIRES_DAYS) -> str:
         """Create (or re-key) a user; returns the bearer token, which is never stored.
 
-        Raises :class:`UserError` (or ``OrgUnitError``) for a combination
-        :func:`check_user` refuses."""
+        The token expires after ``expires_days``; re-keying makes the user active again
+        (the old token stops working). Raises :class:`UserError` (or ``OrgUnitError``)
+        for a combination :func:`check_user` refuses."""
         check_user(role, org_unit, agency)
+        if not 1 <= expires_days <= MAX_EXPIRES_DAYS:
+            raise UserError(f"--expires-days must be between 1 and {MAX_EXPIRES_DAYS}")
         token = secrets.token_urlsafe(32)
+        now = now_micros()
         with self._lock:
             self.db.execute(
-                "INSERT INTO users(name, role, org_unit, token_hash, created_at, agency) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "INSERT INTO users(name, role, org_unit, token_hash, created_at, agency, "
+                "expires_us, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET "
                 "role = excluded.role, org_unit = excluded.org_unit, "
-                "token_hash = excluded.token_hash, agency = excluded.agency",
-                (name, role, org_unit, hash_token(token), format_instant(now_micros()),
-                 agency),
+                "token_hash = excluded.token_hash, agency = excluded.agency, "
+                "expires_us = excluded.expires_us, status = excluded.status",
+                (name, role, org_unit, hash_token(token), format_instant(now), agency,
+                 now + expires_days * MICROS_PER_DAY, ACTIVE),
             )
         return token
 
-    def lookup(self, token: str) -> User | None:
+    def authenticate(self, token: str, now: int | None = None) -> User:
+        """The user this token names, if active and unexpired; else :class:`TokenRefused`
+        saying why (unknown, expired, revoked or disabled). Read afresh on every call."""
         with self._lock:
             row = self.db.execute(
-                f"SELECT {_COLUMNS} FROM users WHERE token_hash = ?",
+                f"SELECT {_COLUMNS}, expires_us, status FROM users WHERE token_hash = ?",
                 (hash_token(token),),
             ).fetchone()
-        return User(*row) if row else None
+        if row is None:
+            raise TokenRefused("a valid bearer token is required")
+        *fields, expires_us, status = row
+        if status == DISABLED:
+            raise TokenRefused("this user is disabled")
+        if status != ACTIVE:
+            raise TokenRefused("this token was revoked")
+        if expires_us <= (now_micros() if now is None else now):
+            raise TokenRefused(f"this token expired at {format_instant(expires_us)}; "
+                               "ask for a new one (jiahe users add)")
+        return User(*fields)
+
+    def lookup(self, token: str) -> User | None:
+        """The user of a valid token (active, unexpired), or None."""
+        try:
+            return self.authenticate(token)
+        except TokenRefused:
+            return None
+
+    def delivery_scope(self, name: str) -> str | None:
+        """The org unit within which ``name``'s subscriptions deliver: hers while the
+        account is active; None once revoked or disabled (or unknown). An expired token
+        does not stop alerts: the person is still in post, only her token is old."""
+        with self._lock:
+            row = self.db.execute("SELECT org_unit FROM users WHERE name = ? AND status = ?",
+                                  (name, ACTIVE)).fetchone()
+        return str(row[0]) if row else None
+
+    def accounts(self) -> list[Account]:
+        """Every user, by name, for ``jiahe users list``."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT name, role, org_unit, agency, created_at, expires_us, status "
+                "FROM users ORDER BY name").fetchall()
+        return [Account(*row) for row in rows]
+
+    def revoke(self, name: str) -> bool:
+        """The user's token never works again (``add`` issues a new one); it is told
+        "revoked" rather than "unknown", so its holder knows whom to ask."""
+        with self._lock:
+            cursor = self.db.execute("UPDATE users SET status = ? WHERE name = ?",
+                                     (REVOKED, name))
+        return cursor.rowcount == 1
+
+    def set_disabled(self, name: str, disabled: bool = True) -> bool:
+        """Shut (or reopen) the account; its token is kept, but refused while disabled.
+        A revoked user stays revoked: only a new token reopens it."""
+        with self._lock:
+            cursor = self.db.execute(
+                "UPDATE users SET status = ? WHERE name = ? AND status != ?",
+                (DISABLED if disabled else ACTIVE, name, REVOKED))
+        return cursor.rowcount == 1
 
     def get(self, name: str) -> User | None:
         """A user by name (e.g. the assignee of a warning), or None."""

@@ -8,6 +8,9 @@ with status ``silenced`` instead of ``pending``, and is never sent; the key
 not replay old alerts. A warning's **resolution is never silenced**: whoever
 was told (or would have been told) that a warning is open learns that it is
 closed. Deleting a silence expires it now (it stays listed with ``?all=true``).
+A silence holds back only the alerts of subscriptions whose owner's scope lies
+within its author's scope (``author_scope``): a street chair cannot mute what her
+district or the city is told.
 
 **Repeat interval.** A red warning whose raise was notified to a subscription
 and that has not been acknowledged or resolved is notified again every
@@ -55,9 +58,11 @@ CREATE TABLE IF NOT EXISTS silences (
     level      TEXT,
     comment    TEXT,
     created_us INTEGER NOT NULL,
-    expires_us INTEGER NOT NULL
+    expires_us INTEGER NOT NULL,
+    author_scope TEXT  -- older stores get the column on open; NULL: the matcher's unit
 );
 """
+_COLUMNS = "id, author, org_unit, rule_id, level, comment, created_us, expires_us, author_scope"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,8 @@ class Silence:
     comment: str | None
     created_us: int
     expires_us: int
+    #: the author's org unit when she created it; None (older silences): ``org_unit``.
+    author_scope: str | None = None
 
     def active(self, now: int) -> bool:
         return self.created_us <= now < self.expires_us
@@ -78,6 +85,10 @@ class Silence:
         return (is_within(warning["org_unit"], self.org_unit)
                 and (self.rule_id is None or warning["rule_id"] == self.rule_id)
                 and (self.level is None or warning["level"] == self.level))
+
+    def reaches(self, owner_scope: str) -> bool:
+        """Whether it may hold back a subscription whose owner's scope is ``owner_scope``."""
+        return is_within(owner_scope, self.author_scope or self.org_unit)
 
     def public(self, now: int) -> dict[str, Any]:
         return {
@@ -98,29 +109,31 @@ class SilenceStore:
         self._lock = lock
         with self._lock:
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(silences)")}
+            if "author_scope" not in columns:  # a store from before scoped silences
+                self.db.execute("ALTER TABLE silences ADD COLUMN author_scope TEXT")
 
     @classmethod
     def of(cls, store: SubscriptionStore) -> SilenceStore:
         return cls(store.db, store._lock)  # noqa: SLF001 - one connection, one lock
 
     def create(self, author: str, org_unit: str, rule_id: str | None, level: str | None,
-               expires_us: int, comment: str | None = None, now: int | None = None) -> Silence:
+               expires_us: int, comment: str | None = None, now: int | None = None,
+               author_scope: str | None = None) -> Silence:
         silence = Silence(str(uuid.uuid4()), author, org_unit, rule_id, level, comment,
-                          now_micros() if now is None else now, expires_us)
+                          now_micros() if now is None else now, expires_us, author_scope)
         with self._lock:
             self.db.execute(
-                "INSERT INTO silences(id, author, org_unit, rule_id, level, comment, "
-                "created_us, expires_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO silences({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (silence.id, author, org_unit, rule_id, level, comment, silence.created_us,
-                 expires_us),
+                 expires_us, author_scope),
             )
         return silence
 
     def all(self) -> list[Silence]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, author, org_unit, rule_id, level, comment, created_us, expires_us "
-                "FROM silences ORDER BY created_us, id"
+                f"SELECT {_COLUMNS} FROM silences ORDER BY created_us, id"
             ).fetchall()
         return [Silence(*row) for row in rows]
 
@@ -136,18 +149,22 @@ class SilenceStore:
     def active(self, now: int) -> list[Silence]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, author, org_unit, rule_id, level, comment, created_us, expires_us "
-                "FROM silences WHERE created_us <= ? AND expires_us > ?", (now, now),
+                f"SELECT {_COLUMNS} FROM silences WHERE created_us <= ? AND expires_us > ?",
+                (now, now),
             ).fetchall()
         return [Silence(*row) for row in rows]
 
 
 def silenced_by(silences: list[Silence], warning: dict[str, Any],
-                transition: str) -> Silence | None:
-    """The first active silence holding this alert back, if any (never a resolution)."""
+                transition: str, owner_scope: str | None = None) -> Silence | None:
+    """The first active silence holding this alert back, if any (never a resolution).
+
+    ``owner_scope``: the org unit of the subscription's owner; only silences whose
+    author's scope covers it apply (None: the caller does not say, every silence does)."""
     if transition.split("#", 1)[0] in NEVER_SILENCED:  # "#n": after the n-th reopening
         return None
-    return next((s for s in silences if s.matches(warning)), None)
+    return next((s for s in silences if s.matches(warning)
+                 and (owner_scope is None or s.reaches(owner_scope))), None)
 
 
 # -- repeat interval -------------------------------------------------------------------
@@ -162,25 +179,36 @@ class Repeat:
 
 
 def due_repeats(store: SubscriptionStore, now: int, interval_us: int) -> list[Repeat]:
-    """Reminders due for unacknowledged, unresolved red warnings, one per (sub, warning, slot)."""
+    """Reminders due for red warnings unacknowledged and unresolved in their current
+    cycle, one per (sub, warning, slot).
+
+    A cycle starts at the warning's raise or at its latest reopening (the delivery of
+    ``warning.reopened#k``, after which acknowledgements are ``warning.acknowledged#k``);
+    slots count intervals from its start, and a reopened cycle's reminders are
+    ``warning.repeat:N#k``, so they never collide with the reminders of an earlier one."""
     with store._lock:  # noqa: SLF001
         rows = store.db.execute(
-            "SELECT d.subscription_id, d.warning_id, d.body, d.enqueued_us FROM deliveries d "
-            "JOIN subscriptions s ON s.id = d.subscription_id "
-            "WHERE d.transition = 'warning.raised' AND d.enqueued_us <= ? "
+            "SELECT d.subscription_id, d.warning_id, d.transition, d.body, d.enqueued_us "
+            "FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id "
+            "WHERE (d.transition = 'warning.raised' OR d.transition LIKE 'warning.reopened#%') "
+            "AND d.enqueued_us <= ? "
             "AND json_extract(CAST(d.body AS TEXT), '$.warning.level') = 'red' "
             "AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE "
             "x.subscription_id = d.subscription_id AND x.warning_id = d.warning_id "
-            "AND x.transition IN ('warning.acknowledged', 'warning.resolved'))",
+            "AND x.id > d.id AND (x.transition LIKE 'warning.reopened#%' "
+            "OR x.transition = 'warning.acknowledged' OR x.transition = 'warning.resolved' "
+            "OR x.transition LIKE 'warning.acknowledged#%' "
+            "OR x.transition LIKE 'warning.resolved#%'))",
             (now - interval_us,),
         ).fetchall()
     out = []
-    for sub_id, _warning_id, body, enqueued_us in rows:
+    for sub_id, _warning_id, started_by, body, enqueued_us in rows:
         payload = orjson.loads(body)
         if payload["warning"]["level"] != "red":
             continue
         slot = (now - enqueued_us) // interval_us
-        transition = f"{REPEAT_PREFIX}{slot}"
+        _, reopened, cycle = str(started_by).partition("#")
+        transition = f"{REPEAT_PREFIX}{slot}" + (f"#{cycle}" if reopened else "")
         payload["transition"] = transition
         payload["record"] = {**payload["record"], "repeat": slot}
         out.append(Repeat(sub_id, payload["warning"], transition,

@@ -11,6 +11,12 @@ it receives the referral lifecycle records addressed to that agency for
 households in its org unit (``takes_referral``), and never a warning. Break-glass
 notices (``alerts.notices``) go to chairs' subscriptions. Both use the same
 outbox: the ``warning_id`` column then holds the referral id or the grant id.
+
+A webhook URL is checked by the store's :class:`alerts.egress.EgressGuard` when the
+subscription is created (the delivery worker checks it again at every attempt), so
+no path into the store can aim a subscription at an internal address. A webhook
+subscription with ``personal_data`` gets household ids in its bodies; any other
+gets the pseudonymous household key (``alerts.delivery``).
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from alerts.egress import EgressGuard
 from events.instants import format_instant, now_micros
 from events.orgunits import is_within
 
@@ -42,7 +50,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     url        TEXT NOT NULL,
     secret     TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    agency     TEXT
+    agency     TEXT,
+    personal_data INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -85,10 +94,12 @@ class Subscription:
     secret: str
     #: a partner agency's subscription: its referral records only (None: a chair's alerts).
     agency: str | None = None
+    #: webhook bodies name households by id (else by their pseudonymous key).
+    personal_data: bool = False
 
     def public(self) -> dict[str, Any]:
         """What the API shows: never the secret."""
-        shown = {
+        shown: dict[str, Any] = {
             "id": self.id, "owner": self.owner, "org_unit": self.org_unit,
             "min_level": self.min_level,
             "rule_ids": list(self.rule_ids) if self.rule_ids is not None else None,
@@ -98,6 +109,8 @@ class Subscription:
         }
         if self.agency is not None:
             shown["agency"] = self.agency
+        if self.personal_data:
+            shown["personal_data"] = True
         return shown
 
     def _target(self) -> dict[str, str]:
@@ -135,12 +148,17 @@ class PendingDelivery:
     attempts: int
     key: str
     channel: str = "webhook"
+    #: the subscription's ``personal_data``: household ids stay in the webhook body.
+    personal_data: bool = False
 
 
 class SubscriptionStore:
-    """One connection shared by the request pool and the delivery thread, under a lock."""
+    """One connection shared by the request pool and the delivery threads, under a lock.
 
-    def __init__(self, path: Path) -> None:
+    ``egress`` decides where a webhook may point (default: public addresses only).
+    """
+
+    def __init__(self, path: Path, egress: EgressGuard | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -149,11 +167,15 @@ class SubscriptionStore:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(subscriptions)")}
         if "agency" not in columns:  # a store from before partner agencies
             self.db.execute("ALTER TABLE subscriptions ADD COLUMN agency TEXT")
+        if "personal_data" not in columns:  # a store from before pseudonymous bodies
+            self.db.execute("ALTER TABLE subscriptions ADD COLUMN personal_data INTEGER "
+                            "NOT NULL DEFAULT 0")
+        self.egress = egress if egress is not None else EgressGuard()
         self._lock = threading.Lock()
 
     @classmethod
-    def at_home(cls, home: Path) -> SubscriptionStore:
-        return cls(home / ALERTS_FILE)
+    def at_home(cls, home: Path, egress: EgressGuard | None = None) -> SubscriptionStore:
+        return cls(home / ALERTS_FILE, egress)
 
     def close(self) -> None:
         self.db.close()
@@ -162,31 +184,37 @@ class SubscriptionStore:
 
     def create(self, owner: str, org_unit: str, min_level: str, rule_ids: list[str] | None,
                url: str, secret: str, channel: str = "webhook",
-               agency: str | None = None) -> Subscription:
-        """``agency``: a partner agency's subscription (its referral records only)."""
+               agency: str | None = None, personal_data: bool = False) -> Subscription:
+        """``agency``: a partner agency's subscription (its referral records only).
+
+        A webhook URL that ``egress`` refuses raises ``alerts.egress.WebhookRefused``."""
+        if channel == "webhook":
+            self.egress.check(url)
         sub = Subscription(str(uuid.uuid4()), owner, org_unit, min_level,
                            tuple(rule_ids) if rule_ids is not None else None, channel, url,
-                           secret, agency)
+                           secret, agency, personal_data)
         with self._lock:
             self.db.execute(
                 "INSERT INTO subscriptions(id, owner, org_unit, min_level, rule_ids, channel, "
-                "url, secret, created_at, agency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "url, secret, created_at, agency, personal_data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sub.id, owner, org_unit, min_level,
                  orjson.dumps(rule_ids).decode() if rule_ids is not None else None,
-                 channel, url, secret, format_instant(now_micros()), agency),
+                 channel, url, secret, format_instant(now_micros()), agency,
+                 int(personal_data)),
             )
         return sub
 
     def all(self) -> list[Subscription]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, owner, org_unit, min_level, rule_ids, channel, url, secret, agency "
-                "FROM subscriptions ORDER BY created_at, id"
+                "SELECT id, owner, org_unit, min_level, rule_ids, channel, url, secret, agency, "
+                "personal_data FROM subscriptions ORDER BY created_at, id"
             ).fetchall()
         return [
             Subscription(r[0], r[1], r[2], r[3],
                          tuple(orjson.loads(r[4])) if r[4] is not None else None,
-                         r[5], r[6], r[7], r[8])
+                         r[5], r[6], r[7], r[8], bool(r[9]))
             for r in rows
         ]
 
@@ -216,19 +244,24 @@ class SubscriptionStore:
             )
         return cursor.rowcount == 1
 
-    def due(self, now: int, limit: int = 100) -> list[PendingDelivery]:
+    def due(self, now: int, limit: int = 100, busy: Collection[str] = ()
+            ) -> list[PendingDelivery]:
+        """Pending rows due by ``now``, oldest first, except those of the ``busy``
+        subscriptions (their queue is being worked on: its rows come after)."""
+        skip = list(busy)
         with self._lock:
             rows = self.db.execute(
                 "SELECT d.id, d.subscription_id, s.url, s.secret, d.body, d.attempts, "
-                "d.warning_id, d.transition, s.channel FROM deliveries d "
+                "d.warning_id, d.transition, s.channel, s.personal_data FROM deliveries d "
                 "JOIN subscriptions s ON s.id = d.subscription_id "
                 "WHERE d.status = 'pending' AND d.next_attempt_us <= ? "
+                f"AND d.subscription_id NOT IN ({', '.join('?' * len(skip))}) "
                 "ORDER BY d.next_attempt_us, d.id LIMIT ?",
-                (now, limit),
+                (now, *skip, limit),
             ).fetchall()
         return [
             PendingDelivery(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], f"{r[1]}:{r[6]}:{r[7]}",
-                            r[8])
+                            r[8], bool(r[9]))
             for r in rows
         ]
 
@@ -299,6 +332,32 @@ class SubscriptionStore:
                 raise
             self.db.execute("COMMIT")
         return cursor.rowcount
+
+    def erase_household(self, household_id: str, rewrite: Callable[[bytes], bytes]) -> int:
+        """Rewrite every stored body that names the household (``rewrite``: e.g. the
+        pseudonymous form); returns how many. For ``jiahe erase``: pending rows are still
+        delivered, with the new body. The old bytes are zeroed (``secure_delete``) and the
+        WAL truncated, so no page of the file keeps them.
+        """
+        needle = b'"household_id":' + orjson.dumps(household_id)
+        with self._lock:
+            self.db.execute("PRAGMA secure_delete = ON")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self.db.execute(
+                        "SELECT id, body FROM deliveries WHERE instr(body, ?) > 0", (needle,)
+                    ).fetchall()
+                    self.db.executemany("UPDATE deliveries SET body = ? WHERE id = ?",
+                                        [(rewrite(bytes(body)), i) for i, body in rows])
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self.db.execute("PRAGMA secure_delete = OFF")
+        return len(rows)
 
     def stats(self) -> dict[str, int]:
         with self._lock:

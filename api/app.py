@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, model_validator
 from access.users import PARTNER, User
 from alerts.channels.email import MAILTO
 from alerts.channels.kafka import KAFKA_URL
+from alerts.egress import WebhookRefused
 from alerts.subscriptions import Subscription
 from api import stream
 from api.after_alert import after_alert_router
@@ -38,7 +39,7 @@ from api.auth import (
     KPI_ROLES,
     ROW_ROLES,
     SUBSCRIBE_ROLES,
-    bearer_user,
+    AuthenticateFirst,
     district_filter,
     in_scope,
     org_unit_in_scope,
@@ -47,9 +48,10 @@ from api.auth import (
 from api.break_glass import break_glass_router
 from api.field import Worklist
 from api.field import router as field_router
+from api.limits import MAX_INGEST_BYTES, MAX_OFFSET, BodyLimit, SlotStream, StreamSlots
 from api.referrals import referral_router
 from api.silences import silence_router
-from api.stream import open_log, start_position
+from api.stream import MAX_POSITION, open_log, start_position
 from api.web import router as workspace_router
 from app.services import FORBIDDEN, OwnershipRefused, Services
 from events.codec import (
@@ -64,11 +66,15 @@ from events.codec import (
 from events.instants import InstantError, parse_instant
 
 MAX_EVENTS = 5_000
-MAX_BODY_BYTES = 5 * 1024 * 1024
+#: ingest's body cap (``api.limits.BodyLimit`` enforces every endpoint's as bytes arrive)
+MAX_BODY_BYTES = MAX_INGEST_BYTES
 #: the largest ledger page (``?limit=``); without ``limit`` the whole ledger is returned.
 MAX_PAGE = 1_000
+#: the inbox's page when ``?limit=`` is not given: the inbox is never built whole.
+INBOX_PAGE = MAX_PAGE
 #: roles that may assign a warning (a cadre hands a case on within her scope, too).
 ASSIGN_ROLES = ("cadre", "chair", "city_admin")
+CITY_ADMIN = "city_admin"
 Status = Literal["open", "acknowledged", "resolved"]
 WarningLevel = Literal["yellow", "orange", "red"]
 LedgerName = Literal["warnings", "households", "guardianship", "coverage", "referrals"]
@@ -103,6 +109,9 @@ class SubscriptionIn(BaseModel):
     address: str | None = Field(default=None, max_length=254,
                                 pattern=r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+$",
                                 description="email: the recipient.")
+    personal_data: bool = Field(
+        default=False, description="webhook: name households by household_id. By default "
+        "bodies carry only the pseudonymous household_key, as analytics tables do.")
 
     @model_validator(mode="after")
     def _channel_fields(self) -> SubscriptionIn:
@@ -112,6 +121,9 @@ class SubscriptionIn(BaseModel):
             raise ValueError("an email subscription needs address (and no url)")
         if self.channel == "kafka" and (self.url or self.secret or self.address):
             raise ValueError("a kafka subscription takes no url, secret or address")
+        if self.channel == "kafka" and self.personal_data:
+            raise ValueError("a kafka subscription carries pseudonymous keys only: a topic "
+                             "cannot forget an erased household's records")
         return self
 
 
@@ -181,15 +193,13 @@ def create_app(services: Services) -> FastAPI:
                   summary="家和 — risk early warning: ingest, alerts, ledgers, KPIs",
                   responses=_ERROR_RESPONSES)
     app.state.services = services
+    app.add_exception_handler(WebhookRefused, lambda _, e: JSONResponse({"detail": str(e)}, 422))
+    streams = StreamSlots()
+    app.state.streams = streams
 
-    @app.middleware("http")
-    async def authenticate_first(request: Request, call_next: Any) -> Response:
-        """401 before anything else: an anonymous caller learns nothing, not even a 422."""
-        if request.url.path.startswith("/v1/") and bearer_user(request) is None:
-            return JSONResponse({"detail": "a valid bearer token is required"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(AuthenticateFirst)
+    # outermost: every body is counted before a middleware or endpoint reads it
+    app.add_middleware(BodyLimit)
 
     async def _keep_bad_body(body: bytes, reason: str, user: User) -> None:
         """Bad input is kept, never dropped: a body no event can be read from is one dead
@@ -241,28 +251,66 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/v1/alerts", tags=["alerts"])
     def alerts(user: RowUser, status: Status | None = None, level: WarningLevel | None = None,
-               district: str | None = None) -> dict[str, Any]:
-        """The inbox: warnings in the caller's org unit, newest raise last."""
+               district: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = INBOX_PAGE,
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
+        """The inbox: warnings in the caller's org unit, newest raise last, a page at a time.
+
+        Paged like the ledgers (``limit``, at most 1000, default 1000; ``offset``;
+        ``next_offset`` is null on the last page). Without ``status`` or ``level``, a
+        district or city reader's page is cut in the warehouse and ``total`` is null."""
         code = district_filter(user, district)
-        assignees = services.assignees()
-        rows = [r | {"assignee": assignees.get(r["warning_id"])}
-                for r in services.ledger("warnings", user, None, code)
-                if (status is None or r["status"] == status)
-                and (level is None or r["level"] == level)]
+        fast = (None if status is not None or level is not None else
+                services.ledger_page("warnings", user, None, code, limit + 1, offset))
+        total: int | None
+        if fast is not None:
+            page, total = fast[:limit], None
+            next_offset = offset + limit if len(fast) > limit else None
+        else:
+            rows = [r for r in services.ledger("warnings", user, None, code)
+                    if (status is None or r["status"] == status)
+                    and (level is None or r["level"] == level)]
+            total = len(rows)
+            page = rows[offset:offset + limit]
+            next_offset = offset + len(page) if offset + len(page) < total else None
+        assignees = services.assignees([r["warning_id"] for r in page])
+        page = [r | {"assignee": assignees.get(r["warning_id"])} for r in page]
         services.users.audit(user, "alerts.list",
-                             {"status": status, "level": level, "district": code}, len(rows))
-        return {"count": len(rows), "alerts": rows}
+                             {"status": status, "level": level, "district": code,
+                              "limit": limit, "offset": offset}, len(page))
+        return {"count": len(page), "total": total, "offset": offset, "limit": limit,
+                "next_offset": next_offset, "alerts": page}
 
     @app.get("/v1/alerts/stream", tags=["alerts"],
-             response_class=StreamingResponse)
-    def alert_stream(request: Request, user: RowUser, after: int | None = None) -> Response:
-        """Server-sent events: each lifecycle record in the caller's scope, as it happens."""
-        db = open_log(services.runtime.log.path)
-        position = start_position(db, request, after)
+             response_class=StreamingResponse,
+             responses={429: {"description": "Too many open streams (per user or in all)",
+                              "content": _ERROR_BODY}})
+    def alert_stream(request: Request, user: RowUser,
+                     after: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None
+                     ) -> Response:
+        """Server-sent events: each lifecycle record in the caller's scope, as it happens.
+
+        At most 3 open streams per user and 100 in all (429 beyond). The stream closes
+        (``event: closed``) once the token it was opened with stops working (expired,
+        revoked, replaced, or the user disabled) or the user's role or scope changes."""
+        release = streams.acquire(user.name)
+        try:
+            db = open_log(services.runtime.log.path)
+            try:
+                position = start_position(db, request, after)
+            except BaseException:
+                db.close()
+                raise
+        except BaseException:
+            release()
+            raise
         services.users.audit(user, "alerts.stream", {"from": position}, 0)
-        return StreamingResponse(stream.alert_stream(db, request, user, position),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store"})
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        events = stream.alert_stream(db, request, user, position,
+                                     recheck=lambda: services.users.lookup(token),
+                                     release=release)
+        return SlotStream(events, release, media_type="text/event-stream",
+                          headers={"Cache-Control": "no-store"})
 
     def _act(user: User, warning_id: str, kind: str, note: str | None, response: Response,
              assignee: str | None = None) -> dict[str, Any]:
@@ -325,7 +373,7 @@ def create_app(services: Services) -> FastAPI:
     def ledger(name: LedgerName, user: RowUser, as_of: str | None = None,
                district: str | None = None,
                limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
-               offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
         """A ledger as of an instant, limited to the caller's org unit.
 
         Paged with ``limit`` (at most 1000) and ``offset`` over the ledger's stable
@@ -375,11 +423,22 @@ def create_app(services: Services) -> FastAPI:
         return result
 
     def _sees(user: User, sub: Subscription) -> bool:
-        """A partner sees only its own subscriptions (a chair's deliveries are warnings);
-        chairs and city admins every subscription in their scope."""
-        if user.role == PARTNER:
-            return sub.owner == user.name
-        return in_scope(user, sub.org_unit)
+        """A subscription belongs to its author: only she, or a city admin, may list,
+        delete or redeliver it or read its dead letters; anyone else gets 404."""
+        if sub.owner == user.name:
+            return True
+        return user.role == CITY_ADMIN and in_scope(user, sub.org_unit)
+
+    def _shown(user: User, sub: Subscription) -> dict[str, Any]:
+        """The subscription as ``user`` may see it: nobody but its author sees where it
+        delivers (the URL may carry a receiver's credentials, the address a person's)."""
+        shown = sub.public()
+        if sub.owner != user.name:
+            for target in ("url", "address"):
+                if target in shown:
+                    shown[target] = None
+            shown["target_hidden"] = True
+        return shown
 
     @app.post("/v1/subscriptions", status_code=201, tags=["subscriptions"])
     def subscribe(sub: SubscriptionIn, user: SubscriberUser) -> dict[str, Any]:
@@ -397,12 +456,13 @@ def create_app(services: Services) -> FastAPI:
             url = KAFKA_URL + services.kafka.topic_prefix
         created = services.subscriptions.create(
             user.name, sub.org_unit, sub.min_level, sub.rule_ids, url, secret, sub.channel,
-            agency=user.agency if user.role == PARTNER else None)
+            agency=user.agency if user.role == PARTNER else None,
+            personal_data=sub.personal_data)
         return created.public()
 
     @app.get("/v1/subscriptions", tags=["subscriptions"])
     def subscriptions(user: SubscriberUser) -> dict[str, Any]:
-        subs = [s.public() for s in services.subscriptions.all() if _sees(user, s)]
+        subs = [_shown(user, s) for s in services.subscriptions.all() if _sees(user, s)]
         return {"count": len(subs), "subscriptions": subs}
 
     @app.delete("/v1/subscriptions/{sub_id}", status_code=204, tags=["subscriptions"])

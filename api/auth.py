@@ -11,9 +11,12 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from access.users import User, UserStore
+from access.users import TokenRefused, User, UserStore
 from events.orgunits import OrgUnitError, check_code, is_within
 from projections.ledger_common import district_code
 
@@ -30,13 +33,35 @@ REFERRAL_READ_ROLES = (*ROW_ROLES, *PARTNER_ROLES)
 SUBSCRIBE_ROLES = (*ROW_ROLES, *PARTNER_ROLES)
 
 
-def bearer_user(request: Request) -> User | None:
-    """The user named by the ``Authorization: Bearer`` header, or None."""
+def authenticate(request: Request) -> User:
+    """The user of the bearer token, read afresh (a revocation holds from the next
+    request); :class:`TokenRefused` says why not (missing, unknown, expired, …)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None
+        raise TokenRefused("a valid bearer token is required")
     store: UserStore = request.app.state.services.users
-    return store.lookup(token.strip())
+    return store.authenticate(token.strip())
+
+
+class AuthenticateFirst:
+    """ASGI middleware: 401 for ``/v1/`` before anything else, so that an anonymous
+    caller learns nothing, not even a 422; an expired, revoked or disabled token is
+    told which. Plain ASGI (not ``BaseHTTPMiddleware``): the body's ``receive`` passes
+    through unwrapped, so a body cap (``api.limits``) surfaces as its own 413."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            try:
+                await run_in_threadpool(authenticate, Request(scope))
+            except TokenRefused as exc:
+                refusal = JSONResponse({"detail": str(exc)}, status_code=401,
+                                       headers={"WWW-Authenticate": "Bearer"})
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def current_user(
@@ -44,11 +69,12 @@ def current_user(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     store: UserStore = request.app.state.services.users
-    user = store.lookup(creds.credentials) if creds is not None else None
-    if user is None:
-        raise HTTPException(401, "a valid bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return user
+    try:
+        if creds is None:
+            raise TokenRefused("a valid bearer token is required")
+        return store.authenticate(creds.credentials)
+    except TokenRefused as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
 
 
 def require(*roles: str) -> Callable[[User], User]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from access.users import User
 from api.auth import PARTNER_ROLES, REFERRAL_READ_ROLES, ROW_ROLES, require
 from api.commands import COMMAND_RESPONSES, run_command
+from api.limits import MAX_OFFSET
 from app import after_alert
 from app.services import Services
 from events.catalog import Agency, Basis, ReferralOutcome
@@ -72,7 +73,7 @@ def referral_router(services: Services) -> APIRouter:
     def referrals(user: ReaderUser, status: ReferralStatus | None = None,
                   as_of: str | None = None,
                   limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                  offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
         """The referral ledger (联动台账) as the caller may see it, paged after scoping.
         A partner: its agency's referrals for households in its org unit, each with its
         ``note`` in clear; chairs and city admins: their scope, no notes."""

@@ -1,5 +1,10 @@
 """``/v1/silences``: chairs and city admins hold back alerts within their scope.
 
+A silence lasts at most ``MAX_SILENCE_DAYS``: a forgotten one must not mute a
+district for ever. It records its author's scope, and holds back only subscriptions
+whose owner's scope lies within it (``alerts.routing``); it may be lifted by its
+author or by a user whose scope covers the author's.
+
 The silence model and matching live in :mod:`alerts.routing`; this module is only
 the HTTP face (validation, scope checks, audit)."""
 
@@ -15,10 +20,11 @@ from access.users import User
 from alerts.routing import SilenceStore
 from api.auth import ROW_ROLES, in_scope, org_unit_in_scope, require
 from app.services import Services
-from events.instants import now_micros
+from events.instants import MICROS_PER_DAY, now_micros
 
 RowUser = Annotated[User, Depends(require(*ROW_ROLES))]
 WarningLevel = Literal["yellow", "orange", "red"]
+MAX_SILENCE_DAYS = 30
 
 class Matcher(BaseModel):
     org_unit: str = Field(description="This unit and everything under it.")
@@ -30,7 +36,7 @@ class SilenceIn(BaseModel):
     matcher: Matcher
     expires_at: AwareDatetime | None = Field(
         default=None, description="ISO 8601 with offset; or give duration_minutes.")
-    duration_minutes: float | None = Field(default=None, gt=0, le=60 * 24 * 366)
+    duration_minutes: float | None = Field(default=None, gt=0, le=60 * 24 * MAX_SILENCE_DAYS)
     comment: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
@@ -63,8 +69,12 @@ def silence_router(services: Services) -> APIRouter:
         expires = body.expires_us(now)
         if expires <= now:
             raise HTTPException(422, "expires_at: must be in the future")
+        if expires > now + MAX_SILENCE_DAYS * MICROS_PER_DAY:
+            raise HTTPException(422, f"expires_at: a silence lasts at most {MAX_SILENCE_DAYS} "
+                                     "days")
         created = silences.create(user.name, body.matcher.org_unit, body.matcher.rule_id,
-                                  body.matcher.level, expires, body.comment, now)
+                                  body.matcher.level, expires, body.comment, now,
+                                  author_scope=user.org_unit)
         services.users.audit(user, "silences.create", {"id": created.id}, 1)
         return created.public(now)
 
@@ -82,6 +92,10 @@ def silence_router(services: Services) -> APIRouter:
         silence = silences.get(silence_id)
         if silence is None or not in_scope(user, silence.org_unit):
             raise HTTPException(404, "no such silence")
+        if silence.author != user.name and not in_scope(
+                user, silence.author_scope or silence.org_unit):
+            raise HTTPException(403, "only its author, or a user whose scope covers the "
+                                     "author's, may lift this silence")
         silences.expire(silence_id)
         services.users.audit(user, "silences.expire", {"id": silence_id}, 1)
         return Response(status_code=204)

@@ -5,8 +5,8 @@ Every face gets its runtime from here: the CLI, the API server (through
 a default under the home (the SQLite log, the chdb warehouse, the built-in rule pack),
 so a test or a deployment swaps one by passing it, and nothing below this module
 chooses an adapter for itself. Policies that belong to a runtime rather than to a face
-live here too, so that every face applies them the same way (a worker refuses surge
-rules whether the CLI or a test starts it).
+live here too, so that every face applies them the same way (a worker checks its pack
+whether the CLI or a test starts it).
 
 * :func:`bootstrap_embedded`: an :class:`EmbeddedRuntime` of one home.
 * :func:`bootstrap_kafka`: a Kafka worker (faust app, its runtime and warehouse sink).
@@ -94,17 +94,10 @@ class KafkaWorker:
 
 
 def check_worker_pack(pack: Path | None) -> None:
-    """Surge rules count a whole district, across partitions: one worker cannot see that.
-
-    Refused before the worker starts rather than silently ignored, so an operator who
-    relies on them knows to run them on the embedded runtime (``jiahe process``).
-    """
-    loaded = load_pack(pack or DEFAULT_PACK_PATH)
-    if loaded.surges:
-        names = ", ".join(rule.id for rule in loaded.surges)
-        raise PackPolicyError(
-            f"surge rules ({names}) run on the embedded runtime only (`jiahe process`); "
-            "the Kafka worker sees one partition's households, not a whole district")
+    """The worker's pack, loaded before the worker starts: a bad pack is refused before
+    the broker is asked anything. Every rule kind runs on the worker (district surge
+    rules on its surge desk, ``streams.kafka.surges``)."""
+    load_pack(pack or DEFAULT_PACK_PATH)
 
 
 def bootstrap_kafka(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from access.users import UserStore
 from alerts.channels.email import SmtpSender
 from alerts.delivery import DEFAULT_MAX_ATTEMPTS, DeliveryWorker
+from alerts.egress import EgressGuard
 from alerts.routing import Grouping
 from alerts.subscriptions import SubscriptionStore
 from app.bootstrap import PackPolicyError, bootstrap_embedded
@@ -44,6 +45,7 @@ def bootstrap_api(
     repeat_red_minutes: float | None = None,
     group_wait_s: float | None = None,
     group_interval_s: float | None = None,
+    allow_webhook_hosts: Sequence[str] = (),
 ) -> Services:
     """The API's services of ``home``: embedded, or on the Kafka runtime with ``kafka``.
 
@@ -52,16 +54,20 @@ def bootstrap_api(
     refused. Routing and e-mail (``alerts.routing``, ``alerts.channels.email``) not
     passed are read from ``$JIAHE_SMTP`` (HOST:PORT), ``$JIAHE_REPEAT_RED_MINUTES``
     (0: off; default 240) and ``$JIAHE_GROUP_WAIT_S`` / ``$JIAHE_GROUP_INTERVAL_S``
-    (grouping by (district, rule); off unless the interval is > 0).
+    (grouping by (district, rule); off unless the interval is > 0). Webhooks go to public
+    addresses only, plus ``allow_webhook_hosts`` and ``$JIAHE_ALLOW_WEBHOOK_HOSTS``
+    (``HOST[:PORT]``, comma-separated; ``alerts.egress``), checked at creation and at
+    every delivery.
     """
     if kafka is not None and pack is not None:
         raise PackPolicyError(PACK_ON_KAFKA_API)
     runtime = runtime if runtime is not None else bootstrap_embedded(home, pack=pack)
     lock = threading.Lock()
     users = UserStore.at_home(home)
-    subscriptions = SubscriptionStore.at_home(home)
+    subscriptions = SubscriptionStore.at_home(home, EgressGuard.from_env(allow_webhook_hosts))
     worker = DeliveryWorker(home, subscriptions, max_attempts=max_attempts,
-                            backoff_s=backoff_s, poll_s=poll_s, kafka=kafka)
+                            backoff_s=backoff_s, poll_s=poll_s, kafka=kafka,
+                            owner_scope=users.delivery_scope)
     smtp = smtp or os.environ.get("JIAHE_SMTP") or None
     if smtp:
         worker.smtp = SmtpSender.parse(smtp)

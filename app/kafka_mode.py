@@ -18,7 +18,11 @@ processor. Two parts make that work without touching the endpoints:
   read what they always read. Kafka offsets are stored as checkpoints of the same log
   (``kafka:<topic>:<partition>``), committed with the lifecycle records they produced;
   a record the worker re-emitted after a crash (at-least-once) is recognised by the
-  hash of its content and appended once.
+  hash of its content and appended once. A record batch that cannot be read (it does
+  not decompress, its CRC is wrong) or a warnings record that is not a lifecycle record
+  is skipped, counted (``KafkaMirror.skipped``) and logged, never retried forever: the
+  worker reading the same ``jiahe.events`` dead-letters such input
+  (``streams.kafka.unreadable``), and one bad batch must not freeze the API's reads.
 
 The processor checkpoint of the mirrored log is moved over mirrored events: they were
 processed by the worker, so a stray ``jiahe process`` on this home must not raise the
@@ -38,8 +42,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import kafka
 import orjson
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord, Fetcher
 from kafka.errors import KafkaError
 
 from events.codec import Decoded, Rejected
@@ -52,6 +58,7 @@ from streams.embedded.log import SqliteLog
 from streams.embedded.processor import CONSUMER as PROCESSOR_CONSUMER
 from streams.embedded.runtime import EmbeddedRuntime
 from streams.kafka.settings import KafkaSettings
+from streams.kafka.unreadable import LastBatch, UnreadableBatch, unreadable_reason
 from streams.ports import OwnerDirectory
 
 OUTBOX_FILE = "api-outbox.sqlite3"
@@ -62,6 +69,60 @@ CREATE TABLE IF NOT EXISTS kafka_mirror_records (
 )
 """
 log = logging.getLogger(__name__)
+#: ``SkippingRecords`` overrides kafka-python's ``Fetcher.PartitionRecords`` of this
+#: minor version (pinned in requirements.lock); ``skip_unreadable`` refuses another.
+SUPPORTED_KAFKA_PYTHON = "3.0."
+
+
+class SkippingRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
+    """kafka-python's records of one fetched partition; an unreadable batch becomes one
+    stand-in record (``UnreadableBatch``) at its last offset, and the position moves on.
+
+    kafka-python raises from ``poll`` on the first batch it cannot decompress or whose
+    CRC is wrong, with its position still before that batch: every poll after a
+    reconnect fails on the same batch. Here the error ends only the current iterator,
+    as ``streams.kafka.transport.SkippingPartitionRecords`` does for aiokafka.
+    """
+
+    next_fetch_offset: int
+    leader_epoch: int
+
+    def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: Any,
+                        value_deserializer: Any) -> Any:
+        batches = LastBatch(records)
+        unpack = super()._unpack_records
+        while True:
+            try:
+                yield from unpack(tp, batches, key_deserializer, value_deserializer)
+                return
+            except Exception as exc:
+                batch = batches.last
+                if batch is None:  # not a batch that failed: kafka-python's own error
+                    raise
+                batches.last = None
+                yield self._unreadable(tp, batch, exc)
+
+    def _unreadable(self, tp: TopicPartition, batch: Any, exc: Exception) -> Any:
+        first = max(self.next_fetch_offset, getattr(batch, "base_offset", 0))
+        last = max(first, batch.next_offset - 1)
+        reason = unreadable_reason(first, last, getattr(batch, "compression_type", None), exc)
+        self.next_fetch_offset = last + 1
+        return ConsumerRecord(tp.topic, tp.partition, self.leader_epoch, last,
+                              getattr(batch, "max_timestamp", -1), 0, None,
+                              UnreadableBatch(first, last, reason), [], None, -1, 0, -1)
+
+
+def skip_unreadable(consumer: KafkaConsumer) -> KafkaConsumer:
+    """Make ``consumer`` hand out unreadable batches as ``UnreadableBatch`` records.
+
+    Only this consumer's fetcher is changed (an instance attribute), not kafka-python's
+    class: other consumers in the process keep kafka-python's behaviour."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if not kafka.__version__.startswith(SUPPORTED_KAFKA_PYTHON) or fetcher is None:
+        raise RuntimeError(f"kafka-python {kafka.__version__}: the mirror's skipping of "
+                           f"unreadable batches supports {SUPPORTED_KAFKA_PYTHON}x only")
+    fetcher.PartitionRecords = SkippingRecords
+    return consumer
 
 
 class KafkaWriter:
@@ -143,6 +204,8 @@ class KafkaMirror:
         self.lock = lock
         self.on_new = on_new
         self.poll_ms = poll_ms
+        #: Unreadable batches and malformed warnings records skipped (each logged).
+        self.skipped = 0
         #: told (under ``lock``) the event_ids each poll brought into the home's log
         self.on_mirrored: Callable[[list[str]], None] | None = None
         self._stop = threading.Event()
@@ -177,6 +240,7 @@ class KafkaMirror:
                                  enable_auto_commit=False, auto_offset_reset="earliest",
                                  max_poll_records=2000)
         try:
+            skip_unreadable(consumer)
             parts = self._partitions(consumer, (topics.events, topics.warnings))
             if not parts:
                 return
@@ -211,13 +275,19 @@ class KafkaMirror:
         for tp, messages in batch.items():
             ends[_checkpoint_name(tp.topic, tp.partition)] = messages[-1].offset + 1
             for message in messages:
-                if tp.topic == events:
+                if isinstance(message.value, UnreadableBatch):
+                    self._skip(tp, message.value.reason)
+                elif tp.topic == events:
                     item = decode_sealed(message.value or b"")
                     # invalid input is the worker's to dead-letter (jiahe.dlq): skip here
                     if isinstance(item, Decoded):
                         decoded.append(item)
                 else:
-                    records.append(orjson.loads(message.value))
+                    record = _lifecycle_record(message.value)
+                    if isinstance(record, str):
+                        self._skip(tp, f"offset {message.offset}: {record}")
+                    else:
+                        records.append(record)
         log_ = self.runtime.log
         with self.lock:
             if decoded:  # duplicates by event_id are ignored by the log itself
@@ -238,6 +308,24 @@ class KafkaMirror:
             self.runtime.project()
         if records:
             self.on_new()
+
+    def _skip(self, tp: TopicPartition, reason: str) -> None:
+        self.skipped += 1
+        log.error("kafka mirror: %s[%d]: %s; skipped (%d so far), reading on",
+                  tp.topic, tp.partition, reason, self.skipped)
+
+
+def _lifecycle_record(value: bytes | None) -> dict[str, Any] | str:
+    """A warnings-topic value as a lifecycle record, or why it is not one."""
+    try:
+        record = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON ({exc})"
+    if not (isinstance(record, dict) and isinstance(record.get("type"), str)
+            and "household_id" in record
+            and any(isinstance(record.get(k), str) for k in ("warning_id", "referral_id"))):
+        return "not a lifecycle record (type, household_id, warning_id or referral_id)"
+    return record
 
 
 class UnmirroredOwners:

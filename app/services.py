@@ -35,11 +35,13 @@ from alerts.delivery import DeliveryWorker
 from alerts.subscriptions import SubscriptionStore
 from events.codec import Decoded, Rejected, decode_object
 from events.errors import JiaheError
+from events.freshness import future_refusal
 from events.instants import MICROS_PER_DAY, format_instant, now_micros, parse_instant
 from events.orgunits import Level, district_of, is_within, level_of
 from privacy.crypto import Keyring
 from projections import kpis, ledgers, timeliness
 from projections.ledger_common import GUARDIANSHIP_FOLLOWUP_MICROS
+from projections.now import latest_instant
 from rules.ownership import REFUSALS, Admission, Standing, covers
 from streams.clock import WallClock
 from streams.embedded.runtime import EmbeddedRuntime
@@ -230,10 +232,13 @@ class Services:
 
     # -- ingest -----------------------------------------------------------------
 
-    def _screen(self, obj: Any, user: User) -> Decoded | Rejected:
+    def _screen(self, obj: Any, user: User, received_us: int) -> Decoded | Rejected:
         item = decode_object(obj)
         if isinstance(item, Rejected):
             return item
+        future = future_refusal(item.occurred_us, received_us)  # live input: not from ahead
+        if future is not None:
+            return Rejected(future, orjson.dumps(item.raw), item.event_id, item.household_id)
         if item.event.type.startswith("warning."):
             return Rejected(COMMANDS, orjson.dumps(item.raw), item.event_id, item.household_id)
         for prefix, reason in COMMAND_ROUTES.items():
@@ -266,7 +271,8 @@ class Services:
     def ingest(self, objs: list[Any], user: User) -> list[Row]:
         """A result per event, in order; events outside the caller's scope are rejected
         with a reason in ``REFUSALS`` (the face answers 403), never accepted."""
-        items: list[Decoded | Rejected] = [self._screen(obj, user) for obj in objs]
+        received = now_micros()
+        items: list[Decoded | Rejected] = [self._screen(obj, user, received) for obj in objs]
         with self._ingest_lock:
             items = self._guard(items, user)
             statuses = self._write(items, user)
@@ -289,10 +295,22 @@ class Services:
         """Bring the warehouse up to date before a read (call under the lock)."""
         self.ingest_path.fresh()
 
+    def _now(self, as_of: int | None) -> int | None:
+        """The ledgers' "now" when the caller names none (call under the lock): the
+        latest instant in the data, but never past the wall clock, so that an event
+        dated ahead (replayed, or within live ingest's tolerance) cannot move every
+        reader's windows. None keeps the ledgers' own default (the fast path)."""
+        if as_of is not None:
+            return as_of
+        wall = now_micros()
+        latest = latest_instant(self.runtime.warehouse)
+        return wall if latest is not None and latest > wall else None
+
     def ledger(self, name: str, user: User, as_of: int | None, district: str | None) -> list[Row]:
         with self.lock:
             self._fresh()
-            rows = LEDGERS[name](self.runtime.warehouse, as_of=as_of, district=district)
+            rows = LEDGERS[name](self.runtime.warehouse, as_of=self._now(as_of),
+                                 district=district)
         unit = LEDGER_UNIT.get(name, "org_unit")
         return [r for r in rows if is_within(r[unit], user.org_unit)]
 
@@ -312,8 +330,8 @@ class Services:
             district = district or district_of(user.org_unit)
         with self.lock:
             self._fresh()
-            rows = LEDGERS[name](self.runtime.warehouse, as_of=as_of, district=district,
-                                 limit=limit, offset=offset)
+            rows = LEDGERS[name](self.runtime.warehouse, as_of=self._now(as_of),
+                                 district=district, limit=limit, offset=offset)
         unit = LEDGER_UNIT.get(name, "org_unit")
         return [r for r in rows if is_within(r[unit], user.org_unit)]
 
@@ -466,12 +484,19 @@ class Services:
         }
         return self._append_command(user, event)
 
-    def assignees(self) -> dict[str, str]:
-        """Each warning's current assignee: its latest ``warning.assigned`` lifecycle record."""
+    def assignees(self, warning_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Each warning's current assignee: its latest ``warning.assigned`` lifecycle record
+        (of ``warning_ids`` only, when given: one indexed lookup per warning of a page)."""
         with self.lock:
-            rows = self.runtime.log.db.execute(
-                "SELECT body FROM lifecycle WHERE type = 'warning.assigned' ORDER BY seq"
-            ).fetchall()
+            if warning_ids is None:
+                rows = self.runtime.log.db.execute(
+                    "SELECT body FROM lifecycle WHERE type = 'warning.assigned' ORDER BY seq"
+                ).fetchall()
+            else:
+                rows = [row for wid in dict.fromkeys(warning_ids)
+                        for row in self.runtime.log.db.execute(
+                            "SELECT body FROM lifecycle WHERE warning_id = ? AND "
+                            "type = 'warning.assigned' ORDER BY seq", (wid,)).fetchall()]
         out: dict[str, str] = {}
         for (body,) in rows:
             record = orjson.loads(body)
@@ -550,6 +575,7 @@ class Services:
         """Counts only, computed in the warehouse (``projections.kpis``), scoped by org unit."""
         with self.lock:
             self._fresh()
+            as_of = self._now(as_of)
             return {**kpis.kpis(self.runtime.warehouse, user.org_unit, as_of),
                     "timeliness": timeliness.timeliness(self.runtime.warehouse, as_of, None,
                                                         scope_org_unit=user.org_unit)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -32,7 +33,11 @@ from typing import Any
 import httpx
 
 from access.users import UserStore
+from alerts.egress import ALLOW_ENV
 from events.sample import sample_events
+from privacy.pseudonym import Pseudonymizer, deployment_secret
+from streams.embedded.log import SqliteLog
+from streams.embedded.runtime import LOG_FILE, PSEUDONYM_SECRET
 
 
 def _port() -> int:
@@ -45,7 +50,7 @@ def _receiver(arrivals: dict[str, float]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            arrivals.setdefault(body["warning"]["household_id"], time.perf_counter())
+            arrivals.setdefault(body["warning"]["household_key"], time.perf_counter())
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -65,7 +70,8 @@ def run(events: int, triggers: int) -> dict[str, Any]:
     store.close()
     port = _port()
     proc = subprocess.Popen([sys.executable, "-m", "api.server", "--home", str(home),
-                             "--port", str(port), "--webhook-poll", "0.2"])
+                             "--port", str(port), "--webhook-poll", "0.2"],
+                            env={**os.environ, ALLOW_ENV: "127.0.0.1"})  # the receiver
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(timeout=120, headers={"Authorization": f"Bearer {token}"})
     try:
@@ -85,7 +91,10 @@ def run(events: int, triggers: int) -> dict[str, Any]:
                    params={"limit": 1}).raise_for_status()  # projects all of it first
         first_read_s = time.perf_counter() - read_start
 
-        arrivals: dict[str, float] = {}
+        arrivals: dict[str, float] = {}  # by household key: webhooks carry no household id
+        log = SqliteLog(home / LOG_FILE)
+        key_of = Pseudonymizer(deployment_secret() or log.secret(PSEUDONYM_SECRET))
+        log.close()
         receiver = _receiver(arrivals)
         client.post(url + "/v1/subscriptions", json={
             "org_unit": "230100000000", "min_level": "red",
@@ -103,9 +112,9 @@ def run(events: int, triggers: int) -> dict[str, Any]:
                 "data": {"channel": "walk_in", "category": "sexual_assault", "urgent": True},
             }]).raise_for_status()
             deadline = time.perf_counter() + 10
-            while household not in arrivals and time.perf_counter() < deadline:
+            while key_of(household) not in arrivals and time.perf_counter() < deadline:
                 time.sleep(0.002)
-            latencies.append(arrivals.get(household, float("inf")) - sent)
+            latencies.append(arrivals.get(key_of(household), float("inf")) - sent)
         receiver.shutdown()
         latencies.sort()
         return {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import click
 import orjson
 
+from bench import scale
 from bench.suite import SECTIONS, render, run_bench
 from cli.output import console
 
@@ -38,13 +40,24 @@ def register(main: click.Group) -> None:
                   help="Run only these sections (repeatable).")
     @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
                   help="Also write the results as JSON.")
+    @click.option("--scale", "scale_sizes", type=int, multiple=True,
+                  help="Instead: sample, publish, process --no-project and rebuild at N events "
+                       "(N/10 households), one process per step (repeatable: 1000000 and "
+                       "10000000); events/s, CPU s, peak RSS, disk bytes per event.")
     def bench(quick: bool, events: int | None, households: int | None,
               analytics_events: int | None, analytics_runs: int | None,
               eventsourcing_events: int | None, faust_peer_events: int | None,
               latency_seconds: float | None, bootstrap: str | None, no_embedded: bool,
               no_kafka: bool, no_peers: bool, no_analytics: bool, only: tuple[str, ...],
-              json_out: Path | None) -> None:
+              json_out: Path | None, scale_sizes: tuple[int, ...]) -> None:
         """Benchmarks on one stream: embedded, Kafka, peers, analytics, RSS."""
+        if scale_sizes:
+            with TemporaryDirectory(prefix="jiahe-scale-") as tmp:
+                report = scale.run(list(scale_sizes), Path(tmp))
+            console.print(scale.render(report), markup=False, highlight=False)
+            if json_out:
+                json_out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+            return
         skipped = {name for name, off in (("embedded", no_embedded), ("kafka", no_kafka),
                                           ("peers", no_peers), ("analytics", no_analytics))
                    if off}

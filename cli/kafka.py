@@ -1,4 +1,5 @@
-"""CLI of the Kafka runtime: ``kafka-local start|stop``, ``topics create``, ``worker``.
+"""CLI of the Kafka runtime: ``kafka-local start|stop``, ``topics create``, ``worker``,
+``quarantine-keys``.
 
 Registered into the main ``jiahe`` group by :func:`register`; also runnable on its own
 (``python -m cli.kafka worker …``) so tests and scripts can start a worker
@@ -15,12 +16,15 @@ import click
 from app.bootstrap import PackPolicyError, bootstrap_kafka, check_worker_pack
 from devtools import kafka_local
 from events.instants import InstantError, format_instant, parse_instant
+from privacy.keystore import kafka_keyring
+from privacy.quarantine import DAY_US, write_public_keys
 from rules.pack import RulePackError
 from streams.kafka.settings import DEFAULT_APP_ID, PREFIX_ENV, Topics, WorkerSettings
 from streams.kafka.warehouse import WarehouseConfigError
 from streams.kafka.worker import check_topics, configure_logging, create_topic_set, run_worker
 
 BOOTSTRAP_ENV = "JIAHE_KAFKA_BOOTSTRAP"
+QUARANTINE_KEYS_ENV = "JIAHE_QUARANTINE_KEYS"
 
 
 def _home(ctx: click.Context) -> Path:
@@ -121,8 +125,17 @@ def _as_of(value: str | None) -> int | None:
               help="Most events per second to handle (default: no limit), to leave CPU "
               "to other services or spare a warehouse while catching up. Batches are cut "
               "to one second's worth, so no pause outlasts the group's poll interval.")
+@click.option("--lateness", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Wall clock: seconds a deadline waits past its due time, in broker time "
+              "of the records read (or now once caught up), before it fires; covers the "
+              "delay of the newest appends and clock skew.")
 @click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rule pack YAML (default: the built-in pack).")
+@click.option("--quarantine-keys", type=click.Path(dir_okay=False, path_type=Path),
+              envvar=QUARANTINE_KEYS_ENV,
+              help="Public quarantine keys by day (`jiahe quarantine-keys`), re-read when it "
+              "changes: refused input goes to the DLQ sealed with them. Without a key for "
+              f"the day only its digest and length are kept (${QUARANTINE_KEYS_ENV}).")
 @click.option("--loglevel", default="warning", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
@@ -130,7 +143,8 @@ def worker_command(
     ctx: click.Context, bootstrap: str, as_of: str | None, partitions: int | None,
     warehouse: str, batch: int, topic_prefix: str, app_id: str, data_dir: Path | None,
     store: str, session_timeout: float, tick: float, commit_interval: float,
-    max_rate: float | None, pack: Path | None, loglevel: str,
+    max_rate: float | None, lateness: float, pack: Path | None, quarantine_keys: Path | None,
+    loglevel: str,
 ) -> None:
     """Run a faust worker: events → rules → warnings (+ DLQ, state table, warehouse)."""
     from streams.kafka.app import changelog_topic_name  # faust: loaded by the worker only
@@ -151,8 +165,8 @@ def worker_command(
         data_dir=data_dir or home / "faust" / app_id,
         topics=topics, app_id=app_id, as_of=limit, batch=batch, warehouse=warehouse,
         store=store, session_timeout_s=session_timeout, tick_s=tick,
-        commit_interval_s=commit_interval, max_rate=max_rate, pack=pack,
-        log_level=loglevel,
+        commit_interval_s=commit_interval, max_rate=max_rate, lateness_s=lateness, pack=pack,
+        log_level=loglevel, quarantine_keys=quarantine_keys,
     )
     clock = f"event time as of {format_instant(limit)}" if limit is not None else "wall clock"
     click.echo(f"worker {app_id}: {topics.events} → {topics.warnings} ({clock})", err=True)
@@ -164,9 +178,34 @@ def worker_command(
     run_worker(worker.app, worker.runtime, loglevel)
 
 
+@click.command("quarantine-keys")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (replaced atomically); give it to the workers.")
+@click.option("--days", type=click.IntRange(1, 3660), default=366, show_default=True,
+              help="Days from today to publish a key for (created where missing).")
+@click.pass_context
+def quarantine_keys_command(ctx: click.Context, out: Path, days: int) -> None:
+    """Export the public quarantine keys of the home's key store for `jiahe worker`.
+
+    Run on the API host (it holds master.key and keys.sqlite3). The private halves stay
+    in the key store and are purged with their day after the retention period
+    ($JIAHE_DLQ_RETENTION_DAYS); the file holds nothing secret.
+    """
+    keyring = kafka_keyring(_home(ctx))
+    try:
+        keys = keyring.quarantine_public_keys(days)
+    finally:
+        keyring.close()
+    if not keys:
+        raise click.ClickException("no day left to make a quarantine key for")
+    write_public_keys(out, keys)
+    first, last = (format_instant(d * DAY_US)[:10] for d in (min(keys), max(keys)))
+    click.echo(f"{len(keys)} quarantine public keys ({first} .. {last}) written to {out}")
+
+
 def register(main_group: click.Group) -> None:
-    """Add ``kafka-local``, ``topics`` and ``worker`` to the main ``jiahe`` group."""
-    for command in (kafka_local_group, topics_group, worker_command):
+    """Add ``kafka-local``, ``topics``, ``worker`` and ``quarantine-keys`` to ``jiahe``."""
+    for command in (kafka_local_group, topics_group, worker_command, quarantine_keys_command):
         main_group.add_command(command)
 
 

@@ -14,9 +14,13 @@ from typing import Any
 import click
 
 from app.bootstrap import bootstrap_embedded
+from app.erasure import erase_side_channels
 from events.instants import format_instant, now_micros
 from privacy.crypto import KeyringError
 from privacy.keystore import kafka_keyring
+from privacy.pseudonym import deployment_secret
+from streams.embedded.log import SqliteLog
+from streams.embedded.runtime import LOG_FILE, PSEUDONYM_SECRET
 from streams.kafka.erasure_topic import erasures_topic, publish_erasure
 
 
@@ -50,6 +54,8 @@ def register(main: click.Group) -> None:
         runtime = bootstrap_embedded(ctx.obj["home"])
         try:
             done = runtime.erase(household)
+            side = erase_side_channels(runtime.home, household, runtime.pseudonym_secret,
+                                       runtime.warehouse)
         except KeyringError as exc:
             raise click.ClickException(str(exc)) from exc
         finally:
@@ -58,6 +64,7 @@ def register(main: click.Group) -> None:
         click.echo(f"events kept in the log (counts unchanged): {done['events_kept']}")
         click.echo(f"dead letters redacted: {done['dead_letters_redacted']}")
         click.echo(f"warehouse directory row deleted: ledgers show {done['ledger_label']}")
+        _report_side_channels(side)
         click.echo("later events of this household: accepted and processed, "
                    "personal fields dropped on arrival")
         if not done["wal_checkpoint_complete"]:
@@ -74,6 +81,27 @@ def _report_shredding(household: str, done: dict[str, Any], effect: str) -> None
         click.echo("no data key was stored for this household (nothing to shred)")
 
 
+def _report_side_channels(side: dict[str, Any]) -> None:
+    if side["warehouse_parts_rewritten"]:
+        click.echo("warehouse directory parts rewritten without the household")
+    click.echo(f"outbox events erased: {side['outbox_events_erased']}, "
+               f"outbox dead letters erased: {side['outbox_dead_letters_erased']}")
+    click.echo(f"webhook bodies rewritten to its pseudonymous key: "
+               f"{side['webhook_bodies_rewritten']}")
+
+
+def _home_pseudonym_secret(home: Path) -> bytes:
+    """The secret the delivery worker keys webhook bodies with (``alerts.delivery``)."""
+    secret = deployment_secret()
+    if secret is not None:
+        return secret
+    log = SqliteLog(home / LOG_FILE)
+    try:
+        return log.secret(PSEUDONYM_SECRET)
+    finally:
+        log.close()
+
+
 def _erase_on_kafka(home: Path, household: str, bootstrap: str, prefix: str) -> None:
     """Shred first, then publish the marker: if publishing fails the data is already
     unreadable, and re-running the command (idempotent) sends the marker again."""
@@ -85,6 +113,8 @@ def _erase_on_kafka(home: Path, household: str, bootstrap: str, prefix: str) -> 
     finally:
         keyring.close()
     _report_shredding(household, done, "its sealed fields in every topic now read as [erased]")
+    _report_side_channels(
+        erase_side_channels(home, household, lambda: _home_pseudonym_secret(home)))
     topic = erasures_topic(prefix)
     try:
         publish_erasure(bootstrap, topic, household, format_instant(now_micros()))

@@ -362,6 +362,42 @@ _FLOAT_FREE_DATA: dict[str, frozenset[str]] = {
 }
 
 
+#: Every top-level key some catalog model declares (aliases included).
+_ENVELOPE_FIELDS = frozenset(
+    name
+    for model in EVENT_TYPES.values()
+    for field_name, info in model.model_fields.items()
+    for name in (field_name, info.alias)
+    if isinstance(name, str)
+)
+
+
+def unknown_fields(raw: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The keys of a validated event that the catalog does not declare: top-level ones,
+    then those of ``data``.
+
+    The tolerant reader accepts such fields and keeps them in ``Decoded.raw``, so a
+    field app may send anything there (a witness's name, a phone number); the key ring
+    seals them like the personal fields, since nothing says they are not personal.
+    """
+    data = raw.get("data")
+    event_type = raw.get("type")
+    declared = _FLOAT_FREE_DATA.get(event_type) if isinstance(event_type, str) else None
+    if declared is None or not isinstance(data, Mapping):
+        declared, data = _NOTHING, _NOTHING
+    # The common case, a catalog event and nothing more, in two C-level set tests.
+    if _ENVELOPE_FIELDS.issuperset(raw) and declared.issuperset(data):
+        return _NO_NAMES
+    top = tuple(name for name in raw if name not in _ENVELOPE_FIELDS)
+    return top, tuple(name for name in data if name not in declared)
+
+
+_NOTHING: frozenset[str] = frozenset()
+
+
+_NO_NAMES: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+
 #: orjson turns integers beyond 64 bits into floats (silently changing them); the
 #: stdlib parser checks exactly, and only runs when a float appears at all (the
 #: catalog has no float fields, so that is rare). A regex over every line cost 8 µs;

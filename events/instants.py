@@ -8,7 +8,7 @@ per-household state cheap to serialize. Text form is ISO 8601 in UTC with a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from events.errors import JiaheError
 
@@ -39,6 +39,15 @@ def from_datetime(moment: datetime) -> int:
 def to_datetime(micros: int) -> datetime:
     """The UTC datetime for an instant (exact: no float conversion)."""
     return EPOCH + timedelta(microseconds=micros)
+
+
+#: Harbin's offset from UTC (China Standard Time, no daylight saving since 1991).
+LOCAL_OFFSET_MICROS = 8 * MICROS_PER_HOUR
+
+
+def local_date(micros: int) -> date:
+    """The Harbin calendar day of an instant: users read days as local days."""
+    return (to_datetime(micros) + timedelta(microseconds=LOCAL_OFFSET_MICROS)).date()
 
 
 def format_instant(micros: int) -> str:

@@ -50,10 +50,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from events.catalog import PERSONAL_FIELDS
+from events.codec import unknown_fields
 from events.errors import JiaheError
 
 ALGORITHM = "aesgcm"
@@ -66,6 +68,12 @@ _WRAP_CONTEXT = b"jiahe/household-key/v1"
 _FIELD_CONTEXT = b"jiahe/field/v1"
 _NONCE_CONTEXT = b"jiahe/synthetic-nonce/v1"
 _BLOB_CONTEXT = b"jiahe/blob/v1"
+#: Names a top-level field in the associated data (``data`` fields go by their bare name).
+ENVELOPE_PREFIX = "envelope."
+#: ``"as"`` of an envelope whose plaintext is JSON (a field outside the catalog that is
+#: not text); the associated data says so too, so the mark cannot be added or removed.
+AS_JSON = "json"
+_AS_JSON_AAD = b"\0as=json"
 
 
 class KeyringError(JiaheError):
@@ -108,6 +116,11 @@ class KeyStore(Protocol):
     def is_erased(self, household_id: str) -> bool: ...
 
     def erasure_generation(self) -> int: ...
+
+
+def _holds_something(value: Any) -> bool:
+    """Whether a field outside the catalog is worth sealing (not null, not an empty text)."""
+    return value is not None and value != ""
 
 
 def field_aad(event_id: str, field: str) -> bytes:
@@ -303,29 +316,50 @@ class Keyring:
     # -- fields -------------------------------------------------------------
 
     def seal_event(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of a validated envelope with its personal fields sealed (or dropped if erased)."""
+        """A copy of a validated envelope with its personal fields sealed (or dropped if erased).
+
+        Fields outside the catalog (``events.codec.unknown_fields``) are sealed too, each
+        under its own name: a text as it is, any other value as its JSON (marked
+        ``"as": "json"``). Their names stay readable; ``open_event`` gives their values
+        back exactly.
+        """
         out = dict(body)
-        names = PERSONAL_FIELDS.get(str(body.get("type")))
-        data = body.get("data")
-        if not names or not isinstance(data, Mapping):
-            return out
+        names = PERSONAL_FIELDS.get(str(body.get("type")), ())
+        raw_data = body.get("data")
+        extra_top, extra_data = unknown_fields(body)
+        data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
         # An empty text holds nothing personal: left as it is (and cheaper).
         present = [n for n in names if isinstance(data.get(n), str) and data[n]]
-        if not present:
+        present += [n for n in extra_data if _holds_something(data[n])]
+        top = [n for n in extra_top if _holds_something(body[n])]
+        if not present and not top:
             return out
         household_id, event_id = str(body["household_id"]), str(body["event_id"])
         key = self._key_for_sealing(household_id)
-        sealed = dict(data)
-        for name in present:
-            if key is None:
-                sealed[name] = ERASED
-                continue
-            plaintext, aad = sealed[name].encode("utf-8"), field_aad(event_id, name)
-            nonce = self._nonce(key[1], aad, plaintext)
-            ct = key[1].aead.encrypt(nonce, plaintext, aad)
-            sealed[name] = {"enc": ALGORITHM, "kid": key[0], "nonce": _b64(nonce), "ct": _b64(ct)}
-        out["data"] = sealed
+        if present:
+            sealed = dict(data)
+            for name in present:
+                sealed[name] = self._seal_value(key, event_id, name, sealed[name])
+            out["data"] = sealed
+        for name in top:
+            out[name] = self._seal_value(key, event_id, ENVELOPE_PREFIX + name, out[name])
         return out
+
+    def _seal_value(
+        self, key: tuple[str, _DataKey] | None, event_id: str, name: str, value: Any
+    ) -> dict[str, str] | str:
+        if key is None:
+            return ERASED
+        if isinstance(value, str):
+            plaintext, aad = value.encode("utf-8"), field_aad(event_id, name)
+        else:  # a number, list, object …: its JSON, marked so that it opens back as it was
+            plaintext, aad = orjson.dumps(value), field_aad(event_id, name) + _AS_JSON_AAD
+        nonce = self._nonce(key[1], aad, plaintext)
+        ct = key[1].aead.encrypt(nonce, plaintext, aad)
+        envelope = {"enc": ALGORITHM, "kid": key[0], "nonce": _b64(nonce), "ct": _b64(ct)}
+        if not isinstance(value, str):
+            envelope["as"] = AS_JSON
+        return envelope
 
     def _nonce(self, key: _DataKey, aad: bytes, plaintext: bytes) -> bytes:
         if self.synthetic_nonce:
@@ -388,26 +422,35 @@ class Keyring:
 
         Returns ``body`` itself (not a copy) when nothing is sealed.
         """
-        data = body.get("data")
-        if not isinstance(data, Mapping) or not any(is_envelope(v) for v in data.values()):
+        raw_data = body.get("data")
+        data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
+        in_data = any(is_envelope(v) for v in data.values())
+        top = [name for name, value in body.items() if name != "data" and is_envelope(value)]
+        if not in_data and not top:
             return body, []
         event_id, household_id = str(body.get("event_id")), str(body.get("household_id"))
         problems: list[Problem] = []
-        clear = dict(data)
-        for name, value in data.items():
-            if not is_envelope(value):
-                continue
-            text, reason = self._open_field(value, household_id, event_id, name)
-            clear[name] = text
-            if reason:
-                problems.append(Problem(event_id, household_id, name, reason))
         out = dict(body)
-        out["data"] = clear
+        if in_data:
+            clear = dict(data)
+            for name, value in data.items():
+                if not is_envelope(value):
+                    continue
+                text, reason = self._open_field(value, household_id, event_id, name)
+                clear[name] = text
+                if reason:
+                    problems.append(Problem(event_id, household_id, name, reason))
+            out["data"] = clear
+        for name in top:
+            field = ENVELOPE_PREFIX + name
+            out[name], reason = self._open_field(body[name], household_id, event_id, field)
+            if reason:
+                problems.append(Problem(event_id, household_id, field, reason))
         return out, problems
 
     def _open_field(
         self, envelope: Mapping[str, Any], household_id: str, event_id: str, name: str
-    ) -> tuple[str, str | None]:
+    ) -> tuple[Any, str | None]:
         kid = envelope.get("kid")
         try:
             nonce = base64.b64decode(envelope["nonce"], validate=True)
@@ -423,8 +466,10 @@ class Keyring:
             return UNREADABLE, f"unknown key id {kid!r} (tampered envelope or lost key)"
         if key[0] != household_id:
             return UNREADABLE, "sealed with another household's key (tampered envelope)"
+        as_json = envelope.get("as") == AS_JSON  # bound into the associated data
+        aad = field_aad(event_id, name) + (_AS_JSON_AAD if as_json else b"")
         try:
-            plain = key[1].aead.decrypt(nonce, ct, field_aad(event_id, name))
-            return plain.decode("utf-8"), None
+            plain = key[1].aead.decrypt(nonce, ct, aad)
+            return (orjson.loads(plain) if as_json else plain.decode("utf-8")), None
         except (InvalidTag, ValueError):
             return UNREADABLE, "ciphertext failed authentication (tampered or corrupted)"

@@ -20,10 +20,23 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from events.instants import format_instant, now_micros
-from privacy.crypto import MASTER_KEY_FILE, Keyring, StoredKey
+from privacy.crypto import MASTER_KEY_FILE, Keyring, KeyringError, StoredKey
+from privacy.dead_letters import (
+    QUARANTINE_PREFIX,
+    expired_quarantine_ids,
+    open_dead_letter,
+    quarantine_day,
+    quarantine_id,
+    retention_days,
+)
+from privacy.quarantine import DAY_US, generate_pair, open_quarantined, quarantine_envelope
 
 KEYSTORE_FILE = "keys.sqlite3"
+#: The ``purpose`` of a quarantine private key sealed under its day's data key.
+PRIVATE_PURPOSE = "quarantine_private"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS household_keys (
@@ -39,6 +52,11 @@ CREATE TABLE IF NOT EXISTS erased_households (
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine_pairs (
+    day            INTEGER PRIMARY KEY,
+    public         BLOB NOT NULL,
+    sealed_private BLOB NOT NULL
 );
 INSERT OR IGNORE INTO meta(key, value) VALUES ('erasure_generation', 0);
 """
@@ -108,12 +126,52 @@ class SqliteKeyStore:
     def key_count(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM household_keys", ())[0])
 
+    def stored_keys(self) -> list[StoredKey]:
+        """Every stored (wrapped) key, by household: for ``jiahe verify``."""
+        with self._lock:
+            rows = self._db.execute("SELECT household_id, kid, wrapped, master_id "
+                                    "FROM household_keys ORDER BY household_id").fetchall()
+        return [StoredKey(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
     def is_erased(self, household_id: str) -> bool:
         return self._one("SELECT 1 FROM erased_households WHERE household_id = ?",
                          (household_id,)) is not None
 
     def erasure_generation(self) -> int:
         return int(self._one("SELECT value FROM meta WHERE key = 'erasure_generation'", ())[0])
+
+    def quarantine_ids(self) -> list[str]:
+        """The ids of the quarantine keys held (a range of the primary key: no scan)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT household_id FROM household_keys WHERE household_id >= ? "
+                "AND household_id < ?", (QUARANTINE_PREFIX, QUARANTINE_PREFIX[:-1] + ";"),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def quarantine_pair(self, day: int) -> tuple[bytes, bytes] | None:
+        """The day's (public key, sealed private key), or None."""
+        row = self._one("SELECT public, sealed_private FROM quarantine_pairs WHERE day = ?",
+                        (day,))
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def store_quarantine_pair(self, day: int, public: bytes, sealed_private: bytes) -> None:
+        """Keep the day's pair unless another process stored one first (in the open
+        transaction of the day's new quarantine key, if any: both durable at commit)."""
+        with self._lock:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR IGNORE INTO quarantine_pairs(day, public, "
+                             "sealed_private) VALUES (?, ?, ?)", (day, public, sealed_private))
+
+    def drop_quarantine_pair(self, day: int) -> None:
+        """Delete a purged day's pair (its private half is unreadable already)."""
+        with self._lock:
+            self._db.execute("PRAGMA secure_delete=ON")
+            try:
+                self._db.execute("DELETE FROM quarantine_pairs WHERE day = ?", (day,))
+            finally:
+                self._db.execute("PRAGMA secure_delete=OFF")
 
     def erased_households(self) -> list[str]:
         with self._lock:
@@ -181,6 +239,84 @@ class KafkaKeyring(Keyring):
         self.forget(household_id)
         return done
 
+    def purge_quarantine(self, now_us: int | None = None, days: float | None = None) -> int:
+        """Shred the quarantine keys of days past the retention period
+        (``privacy.dead_letters``): the anonymous dead letters they sealed, on
+        ``jiahe.dlq`` and in outboxes, then read as ``[erased]``. Returns how many."""
+        expired = expired_quarantine_ids(
+            self.store.quarantine_ids(), now_micros() if now_us is None else now_us,
+            retention_days() if days is None else days)
+        for key_id in expired:
+            self.erase(key_id)
+            day = quarantine_day(key_id)
+            if day is not None:
+                self.store.drop_quarantine_pair(day)
+        return len(expired)
+
+    def quarantine_public_keys(self, days: int, now_us: int | None = None) -> dict[int, bytes]:
+        """The public quarantine keys of ``days`` days from today (``privacy.quarantine``),
+        created where missing; for the file a Kafka worker seals its dead letters with.
+
+        Each private half is sealed under its day's quarantine data key, so purging the
+        day shreds it too. A day already purged gets no key.
+        """
+        today = (now_micros() if now_us is None else now_us) // DAY_US
+        keys: dict[int, bytes] = {}
+        try:
+            for day in range(today, today + days):
+                pair = self.store.quarantine_pair(day)
+                if pair is None:
+                    private, public = generate_pair()
+                    sealed = self.seal_blob(quarantine_id(day), private, PRIVATE_PURPOSE)
+                    if sealed is None:  # purged (erased) day
+                        continue
+                    self.store.store_quarantine_pair(day, public, orjson.dumps(sealed))
+                    # another process may have stored the day's pair first: keep theirs
+                    pair = self.store.quarantine_pair(day) or (public, b"")
+                keys[day] = pair[0]
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        return keys
+
+    def quarantine_private(self, day: int) -> bytes | None:
+        """The day's private quarantine key; None once the day was purged."""
+        pair = self.store.quarantine_pair(day)
+        if pair is None:
+            return None
+        return self.open_blob(orjson.loads(pair[1]))
+
+    def open_dead_letter(self, stored: bytes) -> bytes | None:
+        """A dead letter's input, however it was sealed (``privacy.dead_letters``): also
+        the worker's quarantined ones. None once its household or its day was purged."""
+        envelope = quarantine_envelope(stored)
+        if envelope is None:
+            return open_dead_letter(self, stored)
+        private = self.quarantine_private(envelope["day"])
+        return None if private is None else open_quarantined(private, envelope)
+
+    def verify_keys(self) -> list[str]:
+        """What ``jiahe verify`` finds wrong with the store, worded for a person.
+
+        Every stored key must unwrap under the master key: a wrapped key that was
+        edited or moved to another household or key id fails authentication, a wrong
+        ``master.key`` fails them all. No erased household may still have a key.
+        An empty store is fine and creates no master key.
+        """
+        problems: list[str] = []
+        stored = self.store.stored_keys()
+        for key in stored:
+            try:
+                self._unwrap(key)
+            except KeyringError as exc:
+                problems.append(f"key {key.kid} of household {key.household_id}: {exc}")
+        holders = {key.household_id for key in stored}
+        for household_id in self.store.erased_households():
+            if household_id in holders:
+                problems.append(f"household {household_id} is erased but its key is stored")
+        return problems
+
     def close(self) -> None:
         self.store.rollback()  # keys of a batch that was never committed were never used
         self.store.close()
@@ -191,6 +327,9 @@ def kafka_keyring(home: Path) -> KafkaKeyring:
 
     Synthetic nonces, so the same event sealed by two publishers of this home (the
     CLI and the API) is byte-identical and the worker counts the second as a duplicate.
+    Opening it purges the quarantine keys of expired days (``purge_quarantine``).
     """
     home = Path(home)
-    return KafkaKeyring(SqliteKeyStore(home / KEYSTORE_FILE), home / MASTER_KEY_FILE)
+    keyring = KafkaKeyring(SqliteKeyStore(home / KEYSTORE_FILE), home / MASTER_KEY_FILE)
+    keyring.purge_quarantine()
+    return keyring

@@ -9,15 +9,59 @@ so deleting a directory row erases the household from every ledger view
 (crypto-shredding): its facts and counts stay, its identity is gone.
 
 The secret must stay the same across rebuilds, otherwise every key changes.
+
+One secret per deployment (``deployment_secret``): both runtimes read the same
+setting, so the same household has the same analytics key in the warehouse of
+either (an analyst joining an embedded pilot's warehouse with the Kafka
+deployment's sees one household, not two). Without the setting each runtime
+keeps the secret it always had (embedded: in its home's log; Kafka workers:
+``HOME/pseudonym.key``), so existing warehouses keep their keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from events.errors import JiaheError
 
 KEY_HEX_DIGITS = 16
 ERASED_PREFIX = "erased:"
+#: The deployment's secret itself (its UTF-8 bytes are the HMAC key).
+SECRET_ENV = "JIAHE_PSEUDONYM_SECRET"
+#: A file holding it (its text, surrounding whitespace stripped): for secret stores
+#: that mount files (Docker/Kubernetes secrets) rather than set variables.
+SECRET_FILE_ENV = "JIAHE_PSEUDONYM_SECRET_FILE"
+
+
+class PseudonymSecretError(JiaheError, ValueError):
+    """A pseudonym secret setting that names no usable secret."""
+
+
+def deployment_secret(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The deployment's pseudonym secret, or None when none is set.
+
+    ``$JIAHE_PSEUDONYM_SECRET`` (its text), else the file ``$JIAHE_PSEUDONYM_SECRET_FILE``
+    names (its text, stripped). A file named but missing or empty is an error, not a
+    fallback: a fallback would write the warehouse under another secret, silently.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(SECRET_ENV)
+    if value:
+        return value.encode("utf-8")
+    path = env.get(SECRET_FILE_ENV)
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise PseudonymSecretError(f"${SECRET_FILE_ENV}={path}: {exc.strerror}") from exc
+    if not text:
+        raise PseudonymSecretError(f"${SECRET_FILE_ENV}={path}: the file is empty")
+    return text.encode("utf-8")
 
 
 def household_key(secret: bytes, household_id: str) -> str:

@@ -1,6 +1,7 @@
 """Analytics queries on the warehouse (daily aggregates; KPIs come later).
 
-Days are UTC calendar days, like every instant in the warehouse.
+Days are Harbin calendar days (UTC+8; ``schema.LOCAL_DAY_ZONE``): users read a day as a
+local day. The instants in the warehouse stay UTC.
 """
 
 from __future__ import annotations

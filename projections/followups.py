@@ -34,7 +34,13 @@ from privacy.pseudonym import erased_label
 from projections import ledger_common as lc
 from projections import ledger_sql
 from projections.referrals import SENT
-from projections.schema import DIRECTORY, REFERRAL_RECORDS, WARNING_TRANSITIONS
+from projections.schema import (
+    DIRECTORY,
+    NEVER,
+    REFERRAL_RECORDS,
+    WARNING_FOLLOWUPS,
+    WARNING_TRANSITIONS,
+)
 from projections.warehouse.base import Warehouse
 from projections.warehouse.rows import sql_string
 
@@ -95,13 +101,41 @@ GROUP BY warning_id{having}"""
 
 
 def facts(warehouse: Warehouse, as_of: int, warning_ids: list[str] | None) -> dict[str, Row]:
-    """``facts_sql``'s rows by warning id; ``warning_ids`` is a page's (or None)."""
+    """``facts_sql``'s rows by warning id; ``warning_ids`` is a page's (or None).
+
+    A page first asks the ``warning_followups`` pre-aggregate, by key, which of its
+    warnings were followed up at all (most pages: none, or only assessed ones). An
+    assessed warning never reopened whose last assessment is ≤ ``as_of`` is answered
+    from it; the history is read only for the others (reopened, or assessed after a
+    past ``as_of``)."""
     if warning_ids is not None and not warning_ids:
         return {}
-    if warning_ids is not None and len(warning_ids) > _LITERAL_IDS:
-        warning_ids = None
-    rows = warehouse.query(facts_sql(as_of, warning_ids)).dicts()
-    return {r["warning_id"]: r for r in rows}
+    if warning_ids is None or len(warning_ids) > _LITERAL_IDS:
+        rows = warehouse.query(facts_sql(as_of, None)).dicts()
+        return {r["warning_id"]: r for r in rows}
+    out: dict[str, Row] = {}
+    history: list[str] = []
+    for r in warehouse.query(_followed_sql(warning_ids)).dicts():
+        if r["first_reopen"] == NEVER and r["last_assessed"] <= as_of:
+            out[r["warning_id"]] = {"warning_id": r["warning_id"], "f_risk": r["risk"],
+                                    "f_assessments": 1, "f_reopened": 0,
+                                    "f_reopened_ever": 0}
+        else:
+            history.append(r["warning_id"])
+    if history:
+        out.update((r["warning_id"], r)
+                   for r in warehouse.query(facts_sql(as_of, history)).dicts())
+    return out
+
+
+def _followed_sql(warning_ids: list[str]) -> str:
+    """Which of ``warning_ids`` were assessed or reopened, from the pre-aggregate."""
+    ids = ", ".join(sql_string(w) for w in warning_ids)
+    return f"""
+SELECT warning_id, min(first_reopen_us) AS first_reopen,
+  max(latest_assessment).2 AS risk, max(last_assessed_us) AS last_assessed
+FROM {WARNING_FOLLOWUPS} WHERE warning_id IN ({ids})
+GROUP BY warning_id"""
 
 
 def patch(row: Row, f: Row | None, raised_us: int) -> Row:

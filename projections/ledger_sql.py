@@ -12,6 +12,7 @@ from __future__ import annotations
 from events.instants import MICROS_PER_DAY
 from privacy.pseudonym import ERASED_PREFIX
 from projections import ledger_common as lc
+from projections import reopened
 from projections.schema import BOUNDS, COMMUNITY_CODE, DIRECTORY, EVENTS, LIFECYCLE
 from projections.warehouse.rows import sql_string
 
@@ -233,9 +234,12 @@ def page(limit: int | None, offset: int) -> str:
 
 
 def _open_warnings(as_of: int, keys: str | None = None) -> str:
-    """Per household: warnings raised and not resolved ≤ as_of, and their top severity."""
+    """Per household: warnings raised and not resolved ≤ as_of (a reopened one: not
+    since its latest reopening, ``projections.reopened``), and their top severity."""
     raised = _s(lc.RAISED)
-    scope = f" AND household_key IN {keys}" if keys else ""
+    scope = f" AND warning_id NOT IN {reopened.REOPENED_IDS}"
+    if keys:
+        scope += f" AND household_key IN {keys}"
     return f"""(
   SELECT o_key AS household_key, count() AS open_warnings, max(o_severity) AS severity
   FROM (
@@ -244,6 +248,8 @@ def _open_warnings(as_of: int, keys: str | None = None) -> str:
     FROM {_lifecycle(as_of, scope)}
     GROUP BY warning_id
     HAVING countIf(type = {raised}) > 0 AND countIf(type = {_s(lc.RESOLVED)}) = 0
+    UNION ALL
+    SELECT * FROM {reopened.open_of_households(as_of, keys)}
   )
   GROUP BY o_key
 )"""

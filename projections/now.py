@@ -28,7 +28,7 @@ from typing import Any
 
 from events.instants import MICROS_PER_DAY
 from projections import ledger_common as lc
-from projections import ledger_sql
+from projections import ledger_sql, reopened
 from projections.schema import (
     BEFORE_ALL,
     HOUSEHOLD_BY_KEY,
@@ -118,9 +118,10 @@ def warning_facts(
 def kpi_rows(prefix: str, orphans: bool) -> str:
     """Per warning under ``prefix``, what the KPIs count, as numbers: ``k_district``
     (its first six digits are the org unit's; one value per district), ``raised_us``,
-    ``k_ack`` / ``k_resolved`` (NEVER: not yet), ``k_level`` (rank of its level in
-    the severity order, 0: none) and ``k_esc_rank`` (rank of its highest handling
-    level if escalated, else 0).
+    ``k_ack`` / ``k_resolved`` (the first acknowledgement and resolution; NEVER: not
+    yet), ``k_level`` (rank of its level in the severity order, 0: none) and
+    ``k_esc_rank`` (rank of its highest handling level if escalated, else 0). A
+    reopened warning's open counts are corrected apart (``reopened.kpi_corrections``).
 
     A city or district scope without orphan rows reads the numeric ``warning_kpis``
     pre-aggregate (its district key carries the org unit's first six digits);
@@ -194,21 +195,28 @@ ORDER BY {ledger_sql._shown_id("d", "h.household_key")}{page}
 {ledger_sql._SETTINGS}"""
 
 
-def _open_warnings_of(keys: str) -> str:
+def _open_warnings_of(now: int, keys: str) -> str:
     """Open warnings per household of the literal key set ``keys``: the raises of
     those households first (a column scan), then every row of those warnings,
-    whatever their district ('' orphans included), merged by warning_id."""
+    whatever their district ('' orphans included), merged by warning_id; the ever
+    reopened ones from their history (``projections.reopened``)."""
     return f"""(
-  SELECT w_key AS household_key, count() AS open_warnings,
-         max(indexOf(['yellow', 'orange', 'red'], w_level)) AS severity
+  SELECT o_key AS household_key, count() AS open_warnings, max(o_severity) AS severity
   FROM (
-    SELECT warning_id, max(household_key) AS w_key, max(level) AS w_level,
-           min(raised_us) AS raised, min(resolved_us) AS resolved
-    FROM {WARNING_STATE}
-    WHERE warning_id IN (SELECT warning_id FROM {WARNING_STATE} WHERE household_key IN {keys})
-    GROUP BY warning_id)
-  WHERE raised != {NEVER} AND resolved = {NEVER}
-  GROUP BY w_key
+    SELECT warning_id, w_key AS o_key, indexOf({_SEVERITY}, w_level) AS o_severity
+    FROM (
+      SELECT warning_id, max(household_key) AS w_key, max(level) AS w_level,
+             min(raised_us) AS raised, min(resolved_us) AS resolved
+      FROM {WARNING_STATE}
+      WHERE warning_id IN (
+        SELECT warning_id FROM {WARNING_STATE} WHERE household_key IN {keys})
+        AND warning_id NOT IN {reopened.REOPENED_IDS}
+      GROUP BY warning_id)
+    WHERE raised != {NEVER} AND resolved = {NEVER}
+    UNION ALL
+    SELECT * FROM {reopened.open_of_households(now, keys)}
+  )
+  GROUP BY o_key
 )"""
 
 
@@ -255,14 +263,18 @@ def household_sources(
   INNER JOIN {_owners(keys)} AS o ON m.household_key = o.household_key{in_district}
 )"""
     if page_keys is not None and keys is not None:
-        return facts, _open_warnings_of(keys), keys
+        return facts, _open_warnings_of(now, keys), keys
     open_scope = "" if keys is None else f" AND w_key IN {keys}"
     open_warnings = f"""(
-  SELECT w_key AS household_key, count() AS open_warnings,
-         max(indexOf(['yellow', 'orange', 'red'], ifNull(w_level, ''))) AS severity
-  FROM {warning_facts(None, orphans)}
-  WHERE resolved_us IS NULL{open_scope}
-  GROUP BY w_key
+  SELECT o_key AS household_key, count() AS open_warnings, max(o_severity) AS severity
+  FROM (
+    SELECT warning_id, w_key AS o_key, indexOf({_SEVERITY}, ifNull(w_level, '')) AS o_severity
+    FROM {warning_facts(None, orphans)}
+    WHERE resolved_us IS NULL AND warning_id NOT IN {reopened.REOPENED_IDS}{open_scope}
+    UNION ALL
+    SELECT * FROM {reopened.open_of_households(now, keys)}
+  )
+  GROUP BY o_key
 )"""
     return facts, open_warnings, keys
 
@@ -312,7 +324,7 @@ FROM (
   GROUP BY household_key
 ) AS h
 INNER JOIN {_owners(literal)} AS w ON h.household_key = w.household_key
-LEFT JOIN {_open_warnings_of(literal)} AS o ON h.household_key = o.household_key{in_district}
+LEFT JOIN {_open_warnings_of(now, literal)} AS o ON h.household_key = o.household_key{in_district}
 {ledger_sql._SETTINGS}"""
 
 

@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.instants import MICROS_PER_DAY, parse_instant, to_datetime
+from events.instants import MICROS_PER_DAY, local_date, parse_instant
 from events.orgunits import Level, OrgUnitError, district_of, level_of
 from privacy.pseudonym import erased_label, household_key
 from projections import ledger_common as lc
@@ -215,10 +215,11 @@ def warning_ledger(
 
 
 def _open_by_household(records: Sequence[Record]) -> dict[str, list[str]]:
-    """household_id → levels of its warnings raised and not resolved."""
+    """household_id → levels of its warnings raised and not resolved (a reopened one:
+    not resolved since its latest reopening)."""
     out: dict[str, list[str]] = defaultdict(list)
     for w in _warnings(records).values():
-        if not w.resolves:  # v1's rule (a reopened warning is not counted open again)
+        if w.cycle_resolved is None:
             out[w.raise_["household_id"]].append(w.raise_["level"])
     return out
 
@@ -438,6 +439,8 @@ def daily_counts(
 ) -> tuple[list[Row], list[Row]]:
     """Reference for ``analytics.daily_counts``: (event rows, lifecycle rows).
 
+    Days are Harbin days (``local_date``), as users read them.
+
     A lifecycle record's district and level are its warning's (from the raise
     among all records, whatever ``as_of``), None when the raise is unknown.
     """
@@ -446,7 +449,7 @@ def daily_counts(
         return [], []
     ev_counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for ev in _events(events, now):
-        ev_counts[(to_datetime(ev.us).date().isoformat(), district_of(ev.org_unit), ev.type)] += 1
+        ev_counts[(local_date(ev.us).isoformat(), district_of(ev.org_unit), ev.type)] += 1
     raises = {r["warning_id"]: r for r in lifecycle if r["type"] == lc.RAISED}
     lc_counts: dict[tuple[str, str | None, str | None, str], int] = defaultdict(int)
     # the ``lifecycle`` table's rows: one per (warning, type, to_level), the latest kept
@@ -459,7 +462,7 @@ def daily_counts(
         if parse_instant(r["at"]) > now:
             continue
         raise_ = raises.get(r["warning_id"])
-        day = to_datetime(parse_instant(r["at"])).date().isoformat()
+        day = local_date(parse_instant(r["at"])).isoformat()
         district = district_of(raise_["org_unit"]) if raise_ else None
         lc_counts[(day, district, raise_["level"] if raise_ else None, r["type"])] += 1
     ev_rows = [

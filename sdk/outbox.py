@@ -36,8 +36,10 @@ from typing import Literal
 
 import orjson
 
-from events.codec import Decoded, Rejected
+from events.catalog import PERSONAL_FIELDS
+from events.codec import Decoded, Rejected, unknown_fields
 from events.errors import JiaheError
+from privacy.crypto import ERASED
 
 __all__ = [
     "CONFLICT",
@@ -82,6 +84,23 @@ CONFLICT = "event_id: already used by an event with different content (conflict)
 _IN_CHUNK = 500
 #: SQLite waits this long for another process's write lock before raising "locked".
 _BUSY_TIMEOUT_S = 30.0
+
+
+_ERASED = ERASED.encode()
+
+
+def _erased_payload(payload: bytes) -> bytes:
+    """The stored event with its personal fields and fields outside the catalog erased."""
+    raw = orjson.loads(payload)
+    data = raw.get("data")
+    top, extra = unknown_fields(raw)
+    for name in top:
+        raw[name] = ERASED
+    if isinstance(data, dict):
+        for name in (*PERSONAL_FIELDS.get(str(raw.get("type")), ()), *extra):
+            if name in data and data[name] not in (None, ""):
+                data[name] = ERASED
+    return canonical_json(raw)
 
 
 class OutboxError(JiaheError, RuntimeError):
@@ -340,6 +359,33 @@ class Outbox:
     def mark_dead_letters_sent(self, up_to_seq: int) -> None:
         """Like :meth:`mark_sent`, for the dead letters."""
         self._advance("dead_letters_sent", "dead_letters", up_to_seq)
+
+    # ------------------------------------------------------------------ erasure
+
+    def erase_household(self, household_id: str) -> tuple[int, int]:
+        """For ``jiahe erase``: events of the household keep their place and their stored
+        fingerprint (a re-send is still a duplicate) but their personal fields and fields
+        outside the catalog read ``[erased]``; its dead letters, and those that name it
+        without a household id, become ``[erased]``. The old bytes are zeroed
+        (``secure_delete``) and the WAL truncated. Returns (events, dead letters) changed.
+        """
+        quoted = orjson.dumps(household_id)
+        with self._write() as db:
+            db.execute("PRAGMA secure_delete = ON")
+            rows = db.execute(
+                "SELECT seq, payload FROM outbox WHERE household_id = ?", (household_id,)
+            ).fetchall()
+            changed = [(erased, seq) for seq, payload in rows
+                       if (erased := _erased_payload(bytes(payload))) != bytes(payload)]
+            db.executemany("UPDATE outbox SET payload = ? WHERE seq = ?", changed)
+            dead = db.execute(
+                "UPDATE dead_letters SET raw = ? WHERE raw != ? AND (household_id = ? OR "
+                "instr(raw, ?) > 0)", (_ERASED, _ERASED, household_id, quoted),
+            ).rowcount
+        with self._transaction() as db:
+            db.execute("PRAGMA secure_delete = OFF")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(changed), int(dead)
 
     # ------------------------------------------------------------------ counts & marks
 

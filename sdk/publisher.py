@@ -36,8 +36,8 @@ Delivery guarantees, and why they hold:
   holds them in clear. Sealing is deterministic (synthetic nonces), so a re-publish of
   the same event is byte-identical and stays a duplicate downstream. A dead letter
   whose input names a household is sealed whole under that household's key (an
-  erasure then shreds it too); one that names none (not JSON, no household_id) cannot
-  be tied to anyone's erasure and is kept as received.
+  erasure then shreds it too); one that names none (not JSON, no household_id) is
+  sealed under the key store's quarantine key.
 * **Only what the caller may write**, when given a ``caller`` (the org unit whose scope
   publishes) and ``owners`` (an ``OwnerDirectory``): an event about a household whose
   current owner lies outside that scope (never seen: whose ``org_unit`` does) is refused
@@ -69,7 +69,10 @@ from kafka.errors import KafkaConfigurationError, KafkaError, KafkaTimeoutError
 
 from events.codec import Decoded, Rejected, decode, fingerprint_of
 from events.errors import JiaheError
-from privacy.crypto import ERASED, Keyring
+from events.freshness import future_refusal
+from events.instants import now_micros
+from privacy.crypto import Keyring
+from privacy.dead_letters import seal_dead_letter
 from rules.ownership import REFUSALS, Admission
 from sdk.outbox import DeadLetter, EnqueueOutcome, Outbox, OutboxRecord
 from streams.kafka.admin import DLQ_TOPIC, EVENTS_TOPIC
@@ -241,29 +244,31 @@ def _decode_item(item: Item) -> Decoded | Rejected:
                     repr(item)[:1024].encode())
 
 
-#: Longest household_id a dead letter is sealed under (longer ones are not ids at all).
-_MAX_HOUSEHOLD_ID = 200
-
-
 def _sealed_letter(keyring: Keyring, rejected: Rejected) -> Rejected:
-    """The dead letter with its input sealed under the household's key, if it names one.
+    """The dead letter with its input sealed (``privacy.dead_letters``): under the key of
+    the household it names, else under the quarantine key.
 
     The value on the DLQ topic is then JSON ``{"enc": "aesgcm", "kid", "nonce", "ct",
     "household_id", "purpose": "dead_letter"}``: readable with the key store
     (``Keyring.open_blob``) until the household is erased, ``[erased]`` after.
     """
-    household_id = rejected.household_id
-    if not household_id or len(household_id) > _MAX_HOUSEHOLD_ID:
-        return rejected
-    envelope = keyring.seal_blob(household_id, bytes(rejected.raw), "dead_letter")
-    raw = ERASED.encode() if envelope is None else orjson.dumps(envelope)
-    return replace(rejected, raw=raw)
+    return replace(rejected, raw=seal_dead_letter(keyring, rejected.household_id,
+                                                  bytes(rejected.raw)))
 
 
 def _admitted(admission: Admission, item: Decoded) -> Decoded | Rejected:
     """The event, or its refusal when the caller's scope does not cover its household."""
     event = item.event
     reason = admission.refusal(item.household_id, event.type, event.org_unit, event.data)
+    if reason is None:
+        return item
+    return Rejected(reason, item.source or orjson.dumps(item.raw), item.event_id,
+                    item.household_id)
+
+
+def _fresh(item: Decoded, received_us: int) -> Decoded | Rejected:
+    """The event, or its refusal when it is dated too far after its receipt."""
+    reason = future_refusal(item.occurred_us, received_us)
     if reason is None:
         return item
     return Rejected(reason, item.source or orjson.dumps(item.raw), item.event_id,
@@ -305,6 +310,7 @@ class Publisher:
         keyring: Keyring | None = None,
         caller: str | None = None,
         owners: OwnerDirectory | None = None,
+        live: bool = False,
     ) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
@@ -315,6 +321,9 @@ class Publisher:
         self.caller = caller
         #: each household's current owner, for the guard (e.g. a mirrored home's log)
         self.owners = owners
+        #: a field app's live input (``events.freshness``): an event dated more than ten
+        #: minutes after its receipt is refused; a replayed file (``jiahe publish``) is not
+        self.live = live
         self.bootstrap = bootstrap
         self.topic = topic
         self.dlq_topic = dlq_topic
@@ -434,8 +443,11 @@ class Publisher:
         """
         valid: list[tuple[int, Decoded]] = []
         refused: list[tuple[int, Rejected]] = []
+        received_us = now_micros()
         for index, item in chunk:
             checked = _decode_item(item)
+            if isinstance(checked, Decoded) and self.live:
+                checked = _fresh(checked, received_us)
             if isinstance(checked, Decoded) and admission is not None:
                 checked = _admitted(admission, checked)
             if isinstance(checked, Rejected):

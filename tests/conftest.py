@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["tests.kafka_fixtures"]
+
+# No test may send anything off the loopback, not even a DNS query for a host name
+# that a fuzzer put in a webhook URL: servers and stores started by tests inherit this.
+os.environ["JIAHE_WEBHOOK_DNS"] = "off"
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,14 @@ class SqlWarehouse(ABC):
 
     #: Directory keys remembered as written (bounded; forgetting only costs a re-send).
     DIRECTORY_CACHE_LIMIT = 1 << 20
+    #: Tables with fewer rows than this are merged whole by ``compact``: a bounded cost
+    #: (under a second a table), and their reads stay on one part.
+    COMPACT_WHOLE_BELOW_ROWS = 200_000
+    #: Plain ``OPTIMIZE`` rounds ``compact`` runs on one table (each merges one selection).
+    COMPACT_ROUNDS = 8
+    #: Seconds without an insert after which background merges join all the parts of a
+    #: table ``compact`` covers (``_merge_when_quiet``).
+    MERGE_WHEN_QUIET_S = 600
 
     def __init__(self, pseudonym_secret: bytes) -> None:
         self._key_of = Pseudonymizer(pseudonym_secret)
@@ -81,6 +89,20 @@ class SqlWarehouse(ABC):
                 self._execute(view)
             self._backfill_if_missing(aggregate)
         self._ensure_after_alert_tables()
+        self._merge_when_quiet(schema.COMPACTED_AFTER_BULK)
+
+    def _merge_when_quiet(self, tables: Iterable[str]) -> None:
+        """Let background merges join a table's parts whole once it had no insert for
+        ``MERGE_WHEN_QUIET_S``: ``compact`` leaves a bulk write's part beside the
+        history's, and FINAL reads merge the two on every read until then (the coverage
+        ledger several times slower at 10M events). Only when *all* parts are that old:
+        a table written steadily is never rewritten whole this way, one written now and
+        then at most once a quiet period. A table setting, so set on every start."""
+        for table in tables:
+            self._execute(
+                f"ALTER TABLE {table} MODIFY SETTING min_age_to_force_merge_seconds = "
+                f"{self.MERGE_WHEN_QUIET_S}, min_age_to_force_merge_on_partition_only = 1"
+            )
 
     def _ensure_after_alert_tables(self) -> None:
         """The referral and transition tables; ``warning_transitions`` is backfilled
@@ -93,7 +115,12 @@ class SqlWarehouse(ABC):
             f"SELECT count() FROM {schema.LIFECYCLE}"
         ).rows[0][0]:
             self._execute(schema.transitions_backfill())
-            self.compact((schema.WARNING_TRANSITIONS,))
+            self._merge_whole((schema.WARNING_TRANSITIONS,))
+        for aggregate in schema.AFTER_ALERT_AGGREGATES:
+            self._execute(aggregate.create)
+            for view in aggregate.views():
+                self._execute(view)
+            self._backfill_if_missing(aggregate)
         # referral records bound the ledgers' default "now" like lifecycle records; the
         # bound is a max, so inserting it on every start is harmless
         self._execute(schema.REFERRAL_BOUNDS_VIEW)
@@ -112,19 +139,60 @@ class SqlWarehouse(ABC):
         if any(self.query(f"SELECT count() FROM {t}").rows[0][0] for t in sorted(sources)):
             for statement in aggregate.backfill():
                 self._execute(statement)
-            self.compact((aggregate.table,))
+            self._merge_whole((aggregate.table,))
 
     def compact(self, tables: Iterable[str] = schema.COMPACTED_AFTER_BULK) -> None:
-        """Merge each table's parts into one (``OPTIMIZE … FINAL``); the rows stay the same.
+        """Merge what a bulk write added to each table; the rows stay the same.
 
-        For the end of a bulk write: it leaves a table in overlapping parts that every
-        FINAL read merges again until background merges catch up, which can take
-        minutes. Costs scale with the tables and their parts: ~7 s for
-        ``COMPACTED_AFTER_BULK`` after a 10M-event load (quiet machine), 28 s for
-        ``household_state`` alone after a replay left it in dozens of parts (loaded);
-        the aggregates no dashboard read merges whole are left to background merges."""
+        A bulk write leaves a table in overlapping parts that every FINAL read merges
+        again until background merges catch up, which can take minutes. Merging the
+        whole table (``OPTIMIZE … FINAL``) rewrites all of it, so its cost grew with
+        the history: ~7 s for ``COMPACTED_AFTER_BULK`` after a 100k-row write on a
+        10M-event warehouse (quiet machine). Here a table whose largest part holds
+        most of its rows only has its other parts merged (a plain ``OPTIMIZE``: the
+        merge selector joins parts of similar size, so the large part is left as it
+        is), which costs about what was written; background merges join the two once
+        the table is quiet (``_merge_when_quiet``). A table mostly written by this bulk
+        write (a rebuild, a first load), or a small one, is merged whole: that too costs
+        about what was written, or little. The tables city-wide reads take whole
+        (``schema.MERGED_WHOLE_AFTER_BULK``) are merged whole: in two parts each of those
+        reads would merge every row. Tables already in one part are left alone."""
+        parts = self._part_rows()
+        for table in tables:
+            rows = parts.get(table, [])
+            if len(rows) <= 1:
+                continue
+            largest, rest = rows[0], sum(rows[1:])
+            if (table in schema.MERGED_WHOLE_AFTER_BULK or rest >= largest
+                    or largest + rest < self.COMPACT_WHOLE_BELOW_ROWS):
+                self._merge_whole((table,))
+            else:
+                self._merge_smaller_parts(table, len(rows))
+
+    def _merge_whole(self, tables: Iterable[str]) -> None:
+        """``OPTIMIZE … FINAL``: each table in one part, whatever it costs."""
         for table in tables:
             self._execute(f"OPTIMIZE TABLE {table} FINAL")
+
+    def _merge_smaller_parts(self, table: str, parts: int) -> None:
+        """Plain ``OPTIMIZE`` until the parts besides the largest are one, or a round
+        merged nothing (parts busy in a background merge, or none worth merging)."""
+        for _ in range(self.COMPACT_ROUNDS):
+            if parts <= 2:
+                return
+            self._execute(f"OPTIMIZE TABLE {table}")
+            left = len(self._part_rows().get(table, []))
+            if left >= parts:
+                return
+            parts = left
+
+    def _part_rows(self) -> dict[str, list[int]]:
+        """Rows of each active part per table, largest first."""
+        rows = self.query(
+            "SELECT table, groupArray(rows) FROM (SELECT table, rows FROM system.parts "
+            "WHERE active AND database = currentDatabase() ORDER BY rows DESC) GROUP BY table"
+        ).rows
+        return {str(table): [int(n) for n in counts] for table, counts in rows}
 
     def write_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         if not events:
@@ -158,6 +226,23 @@ class SqlWarehouse(ABC):
         key = self._key_of(household_id)
         self._directory_written.discard(key)
         self._execute(f"DELETE FROM {schema.DIRECTORY} WHERE household_key = {sql_string(key)}")
+
+    def purge_erased(self, household_ids: Iterable[str]) -> None:
+        """Rewrite the directory's parts without these households, so that no file of the
+        warehouse keeps their ids (``erase_household`` only hides the rows: a lightweight
+        delete leaves their bytes in the parts until a merge).
+
+        Here a mutation (``ALTER TABLE … DELETE``, waited for): a server removes the parts
+        it replaced after its ``old_parts_lifetime``. The statement names the pseudonymous
+        keys, never the ids, since mutations are kept as text beside the parts.
+        """
+        keys = sorted({self._key_of(h) for h in household_ids})
+        if not keys:
+            return
+        self._directory_written.difference_update(keys)
+        listed = ", ".join(sql_string(k) for k in keys)
+        self._execute(f"ALTER TABLE {schema.DIRECTORY} DELETE WHERE household_key IN ({listed})"
+                      " SETTINGS mutations_sync = 2")
 
     def active_parts(self) -> dict[str, int]:
         """Active parts per table: how many a FINAL read of it merges (what ``compact``
@@ -200,12 +285,19 @@ class SqlWarehouse(ABC):
         written.update(new)
 
     def _known_raises(self, warning_ids: set[str]) -> dict[str, RaiseInfo]:
-        """Raise attributes already in the warehouse (for records of earlier batches)."""
+        """Raise attributes already in the warehouse (for records of earlier batches),
+        read from ``warning_raises`` by key: the cost follows the ids asked, not the
+        history (``schema.WARNING_RAISES``)."""
         if not warning_ids:
             return {}
-        ids = ", ".join(sql_string(w) for w in sorted(warning_ids))
-        result = self.query(
-            f"SELECT warning_id, rule_id, level, org_unit FROM {schema.LIFECYCLE} FINAL "
-            f"WHERE type = {sql_string(RAISED)} AND warning_id IN ({ids})"
-        )
+        result = self.query(known_raises_sql(warning_ids))
         return {row[0]: RaiseInfo(row[1], row[2], row[3]) for row in result.rows}
+
+
+def known_raises_sql(warning_ids: Iterable[str]) -> str:
+    """The keyed read of the raise attributes of ``warning_ids``."""
+    ids = ", ".join(sql_string(w) for w in sorted(warning_ids))
+    return (
+        f"SELECT warning_id, rule_id, level, org_unit FROM {schema.WARNING_RAISES} FINAL "
+        f"WHERE warning_id IN ({ids})"
+    )

@@ -81,11 +81,12 @@ class SqliteLog:
         self.master_key_path = master_key or path.parent / MASTER_KEY_FILE
         self.keys = SqliteKeys(self.db)
         self.keyring = Keyring(self.keys, self.master_key_path)
-        self.dead_letters = SqliteDeadLetters(self.db)
+        self.dead_letters = SqliteDeadLetters(self.db, self.keyring)
         self.owners = SqliteOwners(self.db)
         self.owners.migrate()  # a log from before owners: built from its events, once
         self.events = SqliteEvents(self.db, self.keyring, self.dead_letters,
-                                   on_append=self.owners.observe)
+                                   on_append=self.owners.observe,
+                                   read_ahead=self.keys.read_ahead)
         self.lifecycle = SqliteLifecycle(self.db)
         self.states = SqliteStates(self.db)
         self.checkpoints = SqliteCheckpoints(self.db)

@@ -26,11 +26,10 @@ duration: every household it touches stays in memory until its commit.
 from __future__ import annotations
 
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import orjson
@@ -132,8 +131,10 @@ class EmbeddedProcessor:
         self.state_cache = state_cache_setting(
             state_cache, DEFAULT_STATE_CACHE if sink is None else INLINE_STATE_CACHE
         )
-        #: The cache: insertion order is recency order (a hit moves to the end).
-        self.states: dict[str, HouseholdState] = {}
+        #: The cache: order is recency order (a hit moves to the end). An ``OrderedDict``:
+        #: evicting from the front of a plain dict leaves its iteration to step over
+        #: every entry deleted since it last resized, batch after batch.
+        self.states: OrderedDict[str, HouseholdState] = OrderedDict()
         self._max_occurred = self._stored_max_occurred()
         #: District surge rules (pack ``kind: surge``); None when the pack has none.
         self.surges = (
@@ -259,8 +260,12 @@ class EmbeddedProcessor:
     def _fire_into(self, batch: _Batch, limit: int | None) -> None:
         if limit is None:
             return
+        # Every cached state but those this batch changed is stored as it is in memory
+        # (the cache's invariant), so the due index finds them; only the batch's own
+        # changes, not stored yet, are looked at here — never the whole cache per batch.
+        states = self.states
         due = set(self.log.households_due(limit)) | {
-            h for h, s in self.states.items() if s.next_due is not None and s.next_due <= limit
+            h for h in batch.dirty if (d := states[h].next_due) is not None and d <= limit
         }
         self._load(due)
         batch.dirty.update(due)
@@ -333,11 +338,10 @@ class EmbeddedProcessor:
         states = self.states
         missing = set()
         for household_id in household_ids:
-            state = states.pop(household_id, None)
-            if state is None:
-                missing.add(household_id)
+            if household_id in states:
+                states.move_to_end(household_id)
             else:
-                states[household_id] = state
+                missing.add(household_id)
         if not missing:
             return
         stored = {} if self._store_empty else self.log.load_states(missing)
@@ -350,8 +354,9 @@ class EmbeddedProcessor:
         excess = len(self.states) - self.state_cache
         if excess <= 0:
             return
-        for household_id in list(islice(self.states, excess)):
-            del self.states[household_id]
+        pop_oldest = self.states.popitem
+        for _ in range(excess):
+            pop_oldest(last=False)
         self._store_empty = False
 
     def _save(self, household_ids: set[str]) -> None:

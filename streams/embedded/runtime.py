@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from privacy.pseudonym import erased_label, household_key
+from privacy.pseudonym import deployment_secret, erased_label, household_key
 from projections.sink import WarehouseSink
 from projections.warehouse.base import Warehouse
 from rules.engine import Engine
@@ -70,6 +70,12 @@ class EmbeddedRuntime:
         self.engine = engine
         self.batch_size = batch_size
         self.flush_rows = flush_rows
+        #: Rows read, inserted and checkpointed per round when the warehouse catches up
+        #: with the log (a rebuild: all of it). Each round is an insert statement per
+        #: table it feeds (~20 ms each in chdb) and a new part of each, for the merges
+        #: to fold: rounds of four batches make a quarter of the statements and parts
+        #: that rounds of one did. A round's memory grows with its rows.
+        self.project_rows = batch_size * 4
         #: Rows projected in one run past which the warehouse is compacted afterwards.
         self.compact_after_rows = COMPACT_AFTER_ROWS
         self._open_warehouse = open_warehouse
@@ -84,9 +90,15 @@ class EmbeddedRuntime:
     def warehouse(self) -> Warehouse:
         """The warehouse, opened on first use (chdb: one process per path)."""
         if self._warehouse is None:
-            self._warehouse = self._open_warehouse(self.log.secret(PSEUDONYM_SECRET))
+            self._warehouse = self._open_warehouse(self.pseudonym_secret())
             self._warehouse.ensure_schema()
         return self._warehouse
+
+    def pseudonym_secret(self) -> bytes:
+        """The deployment's secret when one is set (``privacy.pseudonym``), else the
+        home's own (created with its log): the same household, the same analytics key
+        in every runtime of a deployment."""
+        return deployment_secret() or self.log.secret(PSEUDONYM_SECRET)
 
     def close(self) -> None:
         if self._warehouse is not None:
@@ -137,7 +149,7 @@ class EmbeddedRuntime:
         them inline, in the same commit that processes them.
         """
         report = ProjectReport()
-        sink = WarehouseSink(self.warehouse, max_rows=self.batch_size * 4)
+        sink = WarehouseSink(self.warehouse, max_rows=self.project_rows)
         processed = self.log.checkpoint(PROCESSOR_CONSUMER)
         report.events = self._project_stream(
             EVENTS_CONSUMER, self.log.read_events, sink.add_event, "offset", sink, progress,
@@ -165,7 +177,7 @@ class EmbeddedRuntime:
     ) -> int:
         position = self.log.checkpoint(consumer)
         moved = 0
-        while position < until and (entries := read(position, self.batch_size)):
+        while position < until and (entries := read(position, self.project_rows)):
             entries = [entry for entry in entries if entry.position <= until]
             for entry in entries:
                 row = orjson.loads(entry.body)
@@ -204,7 +216,7 @@ class EmbeddedRuntime:
         done = self.log.erase_household(household_id)
         self.warehouse.erase_household(household_id)
         done["ledger_label"] = erased_label(
-            household_key(self.log.secret(PSEUDONYM_SECRET), household_id)
+            household_key(self.pseudonym_secret(), household_id)
         )
         return done
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 import orjson
@@ -18,23 +18,30 @@ import orjson
 from events.codec import Decoded, Rejected, decode
 from events.instants import format_instant, now_micros
 from privacy.crypto import Keyring
-from streams.embedded.sqlite_db import transaction
+from streams.embedded.sqlite_db import fewer_checkpoints, transaction
 from streams.ports import DeadLetters, LogEntry, PublishCounts
 
 CONFLICT = "event_id: already in the log with different content (conflict)"
+#: Reads the keys of these households ahead, for the duration of the block.
+ReadAhead = Callable[[Iterable[str]], AbstractContextManager[None]]
+#: Batches between two checks of whether keys are worth reading ahead (a ``COUNT``).
+READ_AHEAD_CHECK_EVERY = 20
 
 
 class SqliteEvents:
     """Appends (validated, sealed, deduplicated by ``event_id``) and reads by position."""
 
     def __init__(self, db: sqlite3.Connection, keyring: Keyring, dead_letters: DeadLetters,
-                 on_append: Callable[[Sequence[Decoded]], None] | None = None) -> None:
+                 on_append: Callable[[Sequence[Decoded]], None] | None = None,
+                 read_ahead: ReadAhead | None = None) -> None:
         self.db = db
         self.keyring = keyring
         self.dead_letters = dead_letters
         #: called with the events a transaction appended, in log order, before it commits
         #: (the owner directory)
         self.on_append = on_append
+        #: reads a batch's household keys in one statement (``SqliteKeys.read_ahead``)
+        self.read_ahead = read_ahead
         self._appended: list[Decoded] = []
 
     @contextmanager
@@ -66,20 +73,40 @@ class SqliteEvents:
         on_batch: Any = None,
     ) -> PublishCounts:
         """Validate and append input; rejected input goes to the dead letters with its reason."""
+        with fewer_checkpoints(self.db):
+            return self._publish(lines, source, batch_size, on_batch)
+
+    def _publish(self, lines: Iterable[bytes | str], source: str, batch_size: int,
+                 on_batch: Any) -> PublishCounts:
         counts = PublishCounts()
         batch: list[bytes | str] = []
+        batches = 0
+        ahead = False
         for line in lines:
             batch.append(line)
             if len(batch) >= batch_size:
-                self._publish_batch(batch, source, counts)
+                if not ahead and batches % READ_AHEAD_CHECK_EVERY == 0:  # keys only grow
+                    ahead = self._keys_outgrow_keyring()
+                self._publish_batch(batch, source, counts, ahead)
+                batches += 1
                 if on_batch:
                     on_batch(len(batch))
                 batch = []
         if batch:
-            self._publish_batch(batch, source, counts)
+            self._publish_batch(batch, source, counts, ahead or self._keys_outgrow_keyring())
             if on_batch:
                 on_batch(len(batch))
         return counts
+
+    def _keys_outgrow_keyring(self) -> bool:
+        """Whether the log holds more household keys than the key ring caches.
+
+        Then most events of a batch miss the key ring's cache and its keys are read
+        ahead, one statement per batch; below it (a town, a test) nearly every key is
+        cached and reading ahead would only re-read them.
+        """
+        return (self.read_ahead is not None
+                and self.keyring.store.key_count() >= self.keyring.CACHE_LIMIT)
 
     def publish_decoded(
         self, items: Sequence[Decoded | Rejected], source: str
@@ -90,12 +117,21 @@ class SqliteEvents:
             statuses = [self._append_one(item, source, counts) for item in items]
         return counts, statuses
 
-    def _publish_batch(self, batch: list[bytes | str], source: str, counts: PublishCounts) -> None:
-        with self._sealing_transaction():
-            for line in batch:
-                if isinstance(line, str | bytes) and not line.strip():
-                    continue  # blank lines in a JSONL file are not input
-                self._append_one(decode(line), source, counts)
+    def _publish_batch(self, batch: list[bytes | str], source: str, counts: PublishCounts,
+                       read_ahead: bool = False) -> None:
+        # blank lines in a JSONL file are not input
+        items: Iterable[Decoded | Rejected] = (
+            decode(line) for line in batch
+            if not (isinstance(line, str | bytes) and not line.strip()))
+        read_ahead_keys = self.read_ahead if read_ahead else None
+        if read_ahead_keys is not None:
+            items = list(items)  # their households first; else one event alive at a time
+        with self._sealing_transaction(), ExitStack() as stack:
+            if read_ahead_keys is not None:
+                stack.enter_context(read_ahead_keys(
+                    item.household_id for item in items if isinstance(item, Decoded)))
+            for item in items:
+                self._append_one(item, source, counts)
 
     def _append_one(self, item: Decoded | Rejected, source: str, counts: PublishCounts) -> str:
         counts.received += 1

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from events.instants import format_instant, now_micros
@@ -23,6 +24,8 @@ log = logging.getLogger("streams.embedded.log")
 
 #: meta key of the erasure counter: a keyring reloads its cached keys when it moves.
 ERASURE_GENERATION_KEY = "erasure.generation"
+#: Household ids per ``IN (…)`` statement of :meth:`SqliteKeys.read_ahead`.
+READ_AHEAD_CHUNK = 5000
 
 
 class SqliteKeys:
@@ -30,8 +33,38 @@ class SqliteKeys:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        #: Keys read ahead for one publishing transaction (None: no read-ahead in force).
+        self._ahead: dict[str, StoredKey | None] | None = None
+
+    @contextmanager
+    def read_ahead(self, household_ids: Iterable[str]) -> Iterator[None]:
+        """Inside a transaction: read these households' keys in one statement up front.
+
+        A key ring that holds fewer keys than the log has households asks for most of
+        them again, one ``SELECT`` per event; a batch's households read together cost
+        a fraction of that. The rows read stay exact while the block runs: the caller
+        holds the write lock, and the keys it stores or shreds meanwhile update them.
+        """
+        ids = list(dict.fromkeys(household_ids))
+        ahead: dict[str, StoredKey | None] = dict.fromkeys(ids)
+        for start in range(0, len(ids), READ_AHEAD_CHUNK):
+            chunk = ids[start : start + READ_AHEAD_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT household_id, kid, wrapped, master_id FROM household_keys "
+                f"WHERE household_id IN ({marks})", chunk,
+            ):
+                ahead[row[0]] = StoredKey(row[0], row[1], bytes(row[2]), row[3])
+        self._ahead = ahead
+        try:
+            yield
+        finally:
+            self._ahead = None
 
     def key_of_household(self, household_id: str) -> StoredKey | None:
+        ahead = self._ahead
+        if ahead is not None and household_id in ahead:
+            return ahead[household_id]
         row = self.db.execute(
             "SELECT household_id, kid, wrapped, master_id FROM household_keys "
             "WHERE household_id = ?",
@@ -53,6 +86,8 @@ class SqliteKeys:
             "VALUES (?, ?, ?, ?)",
             (key.household_id, key.kid, key.wrapped, key.master_id),
         )
+        if self._ahead is not None:
+            self._ahead[key.household_id] = key
 
     def key_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM household_keys").fetchone()[0])
@@ -84,6 +119,8 @@ class SqliteKeys:
         """
         already = self.is_erased(household_id)
         stored = self.key_of_household(household_id)
+        if self._ahead is not None:
+            self._ahead[household_id] = None
         if stored is not None:
             self.db.execute(
                 "UPDATE household_keys SET wrapped = zeroblob(?) WHERE household_id = ?",

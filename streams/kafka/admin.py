@@ -30,6 +30,9 @@ DLQ_TOPIC = "jiahe.dlq"
 """Records that failed validation or processing, kept for replay after a fix."""
 
 _KEEP_FOREVER = {"retention.ms": "-1"}
+#: Events carry the broker's append time, not the producer's: the worker's wall-clock
+#: deadlines trail it (``streams.kafka.app``), so it must be one clock, in log order.
+_BROKER_TIME = {"message.timestamp.type": "LogAppendTime"}
 _COMPACTED = {"cleanup.policy": "compact"}
 _TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code TOPIC_ALREADY_EXISTS
 _TIMEOUT_MS = 30_000
@@ -51,6 +54,7 @@ def topic_specs(
                 "configs": dict(configs)}
 
     specs = {name: spec(_KEEP_FOREVER) for name in (EVENTS_TOPIC, WARNINGS_TOPIC, DLQ_TOPIC)}
+    specs[EVENTS_TOPIC] = spec({**_KEEP_FOREVER, **_BROKER_TIME})
     specs.update({name: spec(_COMPACTED) for name in compacted})
     return specs
 

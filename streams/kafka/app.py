@@ -18,11 +18,23 @@ the new states, so the re-read events are duplicates and emit nothing. Household
 in a batch are written back even when only duplicates arrived: a local store that got
 ahead of its changelog before a crash must not keep that state to itself.
 
-Deadlines (DESIGN.md): with the wall clock a timer fires those due ≤ now in the
-partitions that have no lag; with an event-time clock (``as_of``) a partition's
-deadlines due ≤ as_of fire once the worker has read that partition up to its end offset
-as seen when the partition was first assigned (so equivalence runs are deterministic).
-Batches and deadline firing run one after the other in the fetch loop, never interleaved.
+Deadlines (DESIGN.md): with the wall clock a timer fires, per partition, those due up to
+a watermark: the broker timestamp of the newest record the worker has handled there,
+minus an allowed lateness (``lateness_s``); or due up to now minus the lateness once the
+partition has no lag. Every record appended before a deadline is therefore handled
+before that deadline fires, even by a worker that stays behind (a steady load above its
+``--max-rate``): its escalations come late by its lag in time plus the lateness, never
+early. The events topic is created with ``message.timestamp.type=LogAppendTime``
+(``streams.kafka.admin``), so the timestamps are the broker's clock; on a topic with
+producer timestamps (CreateTime) the lateness also has to cover the producers' clocks.
+With an event-time clock (``as_of``) a partition's deadlines due ≤ as_of fire once the
+worker has read that partition up to its end offset as seen when the partition was
+first assigned (so equivalence runs are deterministic). Batches and deadline firing run
+one after the other in the fetch loop, never interleaved.
+
+District surge rules (pack ``kind: surge``) run on the surge desk, kept by the owner of
+partition 0, fed by every worker's batches and clock marks through ``jiahe.surge``
+(:mod:`streams.kafka.surges`).
 """
 
 from __future__ import annotations
@@ -34,9 +46,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from faust.types import TP, Message
 
-from events.instants import now_micros
+from events.instants import format_instant, now_micros
+from privacy.quarantine import QuarantineSealer
 from rules.engine import Engine, Record
 from rules.pack import DEFAULT_PACK_PATH, load_pack
 from rules.replay import Counts, fire_due
@@ -53,10 +68,22 @@ from streams.kafka.due_index import DueIndex
 from streams.kafka.erasures import ErasureWatcher, erasures_topic_for
 from streams.kafka.settings import WorkerSettings
 from streams.kafka.state_store import StateStore
+from streams.kafka.surges import (
+    DESK_KEY,
+    DESK_PARTITION,
+    SurgeDesk,
+    ensure_surge_topic,
+    household_entries,
+    marks_message,
+)
 from streams.kafka.throttle import Throttle
+from streams.kafka.unreadable import UnreadableBatch
 
 log = logging.getLogger("jiahe.worker")
 STATE_TABLE = "household-state"
+#: Wall clock: a worker sends its partitions' clock marks to the surge desk at most this
+#: often (a day close waits that much longer; each mark costs the desk a state write).
+MARK_INTERVAL_S = 5.0
 #: Lifecycle ``seq`` for the warehouse: warnings-topic partition and offset in one number.
 SEQ_PARTITION_SHIFT = 40
 
@@ -141,7 +168,7 @@ class WorkerRuntime:
         self.batch_topics = frozenset({settings.topics.events})
         self._next_tick = 0.0
         self.throttle = Throttle(settings.max_rate) if settings.max_rate else None
-        self.processor = BatchProcessor(engine)
+        self.processor = BatchProcessor(engine, QuarantineSealer(settings.quarantine_keys))
         self.index = DueIndex()
         self.counts = Counts()
         self.records_out = 0
@@ -151,7 +178,15 @@ class WorkerRuntime:
         self.targets: dict[int, int] = {}
         self.caught_up: set[int] = set()
         self.owned: set[int] = set()
+        #: Wall clock: per partition, the newest broker timestamp (µs) of a handled record.
+        self.watermarks: dict[int, int] = {}
         self.ready = False
+        #: Surge rules: the clock marks sent last, and the desk while this worker keeps it.
+        self.surges = bool(engine.pack.surges)
+        self._marked: dict[int, int] = {}
+        self._marked_at = 0.0
+        self.desk: SurgeDesk | None = None
+        self._desk_consumer: AIOKafkaConsumer | None = None
         self.table = app.Table(
             STATE_TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions,
             on_recover=self._on_recover, options=dict(ROCKSDB_OPTIONS),
@@ -221,15 +256,18 @@ class WorkerRuntime:
                 target = self.targets.get(partition)
                 if target is not None and position >= target:
                     self.caught_up.add(partition)
-            fired = self._fire(self.settings.as_of, self.owned & self.caught_up, result.touched)
+            as_of = self.settings.as_of
+            fired = self._fire({p: as_of for p in self.owned & self.caught_up}, result.touched)
             records = records + fired
         try:
-            await self._effects(records, result.dead_letters, result.event_rows, result.touched)
+            await self._effects(records, result.dead_letters, result.event_rows, result.touched,
+                                result.surge)
         except BaseException:
             self._restore_index(result.touched)
             raise
         for message in live:
             consumer.ack(message)
+        self._advance_watermarks(live)
         merge_counts(self.counts, result.counts)
         self.batches += 1
         await self._throttle(len(live), started)
@@ -243,17 +281,30 @@ class WorkerRuntime:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    def _fire(self, limit: int, partitions: set[int], touched: dict[str, Touched]) -> list[Record]:
-        """Fire deadlines due ≤ limit of the given partitions; states join ``touched``.
+    def _advance_watermarks(self, handled: Sequence[Message]) -> None:
+        """The newest broker timestamp each partition's handled records carry."""
+        marks = self.watermarks
+        for message in handled:
+            if message.timestamp is None or message.timestamp < 0:
+                continue  # a record of an old message format has none
+            stamp = round(message.timestamp * 1_000_000)
+            partition = message.tp.partition
+            if stamp > marks.get(partition, stamp - 1):
+                marks[partition] = stamp
+
+    def _fire(self, limits: dict[int, int], touched: dict[str, Touched]) -> list[Record]:
+        """Fire each partition's deadlines due ≤ its limit; states join ``touched``.
 
         Only partitions the consumer owns right now: ``self.owned`` is updated after a
         rebalance's recovery, and between the revocation and then it may still name
         partitions another worker owns (firing those would write this worker's stale
         states into their changelog).
         """
-        partitions = partitions & transport.assigned(self.app, self.topics.events)
-        states: dict[str, HouseholdState] = {}
-        for partition in sorted(partitions):
+        assigned = transport.assigned(self.app, self.topics.events)
+        records: list[Record] = []
+        for partition in sorted(limits.keys() & assigned):
+            limit = limits[partition]
+            states: dict[str, HouseholdState] = {}
             for household_id in self.index.pop_due(partition, limit):
                 entry = touched.get(household_id)
                 if entry is None:
@@ -262,7 +313,9 @@ class WorkerRuntime:
                         continue
                     entry = touched[household_id] = Touched(partition, state)
                 states[household_id] = entry.state
-        return fire_due(self.engine, states, limit) if states else []
+            if states:
+                records.extend(fire_due(self.engine, states, limit))
+        return records
 
     def _restore_index(self, touched: dict[str, Touched]) -> None:
         """Effects failed: the popped deadlines must stay known (the table is unchanged)."""
@@ -272,10 +325,14 @@ class WorkerRuntime:
                               state.next_due if state is not None else None)
 
     async def _effects(self, records: list[Record], dead_letters: list[DeadLetter],
-                       event_rows: list[dict[str, Any]], touched: dict[str, Touched]) -> None:
-        """Records and dead letters acked, warehouse flushed, then state written."""
+                       event_rows: list[dict[str, Any]], touched: dict[str, Touched],
+                       surge: bytes | None = None) -> None:
+        """Records, dead letters and surge observations acked, warehouse flushed, then
+        state written."""
         send = self.app.producer.send
         pending = []
+        if surge is not None:
+            pending.append(await send(self.topics.surge, None, surge, 0, None, None))
         for record in records:
             key, value, headers = lifecycle_message(record)
             pending.append(await send(self.topics.warnings, key, value, None, None, headers))
@@ -284,6 +341,8 @@ class WorkerRuntime:
                 await send(self.topics.dlq, letter.key, letter.value, None, None, letter.headers)
             )
         acked = await asyncio.gather(*pending) if pending else []
+        if surge is not None:
+            acked = acked[1:]
         if self.sink is not None and (event_rows or records):
             for row in event_rows:
                 self.sink.add_event(row)
@@ -311,19 +370,79 @@ class WorkerRuntime:
         self._next_tick = now + self.settings.tick_s
         await self._keep_erased(set())
         if self.settings.as_of is None:
-            limit, partitions = now_micros(), await self._lag_free()
+            limits = await self._wall_clock_limits(now_micros())
         else:
-            limit, partitions = self.settings.as_of, await self._caught_up()
+            as_of = self.settings.as_of
+            limits = {partition: as_of for partition in await self._caught_up()}
         if self.app.rebalancing:  # started while we looked at the positions
             return
         touched: dict[str, Touched] = {}
-        records = self._fire(limit, partitions, touched)
+        records = self._fire(limits, touched)
         if touched:
             try:
                 await self._effects(records, [], [], touched)
             except BaseException:
                 self._restore_index(touched)
                 raise
+        if self.surges:
+            await self._surge_tick(limits)
+
+    # -- surge rules (streams.kafka.surges) -------------------------------------
+
+    async def _surge_tick(self, limits: dict[int, int]) -> None:
+        """Send this worker's clock marks (each partition's deadline limit), then, as the
+        owner of partition 0, run the desk."""
+        owned = transport.assigned(self.app, self.topics.events)
+        marks = {p: limit for p, limit in limits.items()
+                 if p in owned and self._marked.get(p) != limit}
+        now = time.monotonic()
+        live = self.settings.as_of is None
+        if marks and (not live or now - self._marked_at >= MARK_INTERVAL_S):
+            future = await self.app.producer.send(self.topics.surge, None,
+                                                  marks_message(marks), 0, None, None)
+            await future
+            self._marked.update(marks)
+            self._marked_at = now
+        if DESK_PARTITION in owned and DESK_PARTITION in self.owned:
+            await self._run_desk()
+
+    async def _run_desk(self) -> None:
+        """Read the surge topic on from the desk's offset; close days; records, then state."""
+        tp = TopicPartition(self.topics.surge, 0)
+        if self.desk is None or self._desk_consumer is None:
+            blob = self.state.get(DESK_PARTITION, DESK_KEY)
+            self.desk = SurgeDesk(self.engine.pack, self.settings.partitions, blob)
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap,
+                                        group_id=None, enable_auto_commit=False,
+                                        client_id=f"{self.settings.app_id}-surge-desk")
+            await consumer.start()
+            consumer.assign([tp])
+            consumer.seek(tp, self.desk.offset)
+            self._desk_consumer = consumer
+        desk, before = self.desk, self.desk.offset
+        fetched = await self._desk_consumer.getmany(tp, timeout_ms=50, max_records=5000)
+        for message in fetched.get(tp, []):
+            if isinstance(message.value, UnreadableBatch):
+                log.error("surge desk: %s; skipped", message.value.reason)
+                desk.offset = message.offset + 1
+                continue
+            desk.apply(message.value, message.offset)
+        records = desk.close()
+        if desk.offset == before and not records:
+            return
+        try:
+            await self._effects(records, [], [], {})
+            await self.state.write(self.app.producer.send,
+                                   [(DESK_PARTITION, DESK_KEY, desk.to_bytes())])
+        except BaseException:
+            await self._close_desk()  # reloaded from the table on the next tick
+            raise
+
+    async def _close_desk(self) -> None:
+        """Forget the desk (another worker may keep it now; the table holds its state)."""
+        consumer, self._desk_consumer, self.desk = self._desk_consumer, None, None
+        if consumer is not None:
+            await consumer.stop()
 
     async def _keep_erased(self, written: set[str]) -> None:
         """Delete the directory rows of erased households (streams.kafka.erasures)."""
@@ -334,13 +453,30 @@ class WorkerRuntime:
         if due:
             await asyncio.to_thread(self.erasures.keep_erased, self.sink.warehouse, due)
 
-    async def _lag_free(self) -> set[int]:
-        """Owned partitions read up to the end the last fetch reported.
+    async def _wall_clock_limits(self, now: int) -> dict[int, int]:
+        """Per owned partition, the latest deadline the wall clock may fire there.
 
-        A worker with a backlog (after downtime) must not escalate a warning whose
-        acknowledgement is still waiting in that backlog: the wall clock fires a
-        partition's deadlines only once the partition has no lag.
+        A worker with a backlog (after downtime, or under a load above ``--max-rate``)
+        must not escalate a warning whose acknowledgement is still waiting in that
+        backlog. A partition with no lag fires what is due by now; one behind fires what
+        is due by its watermark (the broker's append time of the newest record handled
+        there): an acknowledgement appended before a deadline D sits before any record
+        appended after D, so it has been handled once the watermark passed D. Both are
+        held back by the lateness, which covers the delay between an append and the
+        fetch that reports it (a lag-free partition's end offset comes from the last
+        fetch), the skew between the broker's clock and this host's, and on a
+        CreateTime topic the producers' clocks and delays.
         """
+        lateness = round(self.settings.lateness_s * 1_000_000)
+        limits = {partition: now - lateness for partition in await self._lag_free()}
+        for partition in self.owned - limits.keys():
+            mark = self.watermarks.get(partition)
+            if mark is not None:
+                limits[partition] = min(now, mark) - lateness
+        return limits
+
+    async def _lag_free(self) -> set[int]:
+        """Owned partitions read up to the end the last fetch reported."""
         consumer = self.app.consumer
         free = set()
         for partition in sorted(self.owned):
@@ -382,8 +518,10 @@ class WorkerRuntime:
         table not yet restored. The table is the truth; the index must be reloaded from it.
         """
         owned = transport.assigned(self.app, self.topics.events)
+        await self._close_desk()  # the table is its truth too: reload it when kept again
         for partition in (self.index.partitions() | self.owned) - owned:
             self.index.drop_partition(partition)
+        self.watermarks = {p: mark for p, mark in self.watermarks.items() if p in owned}
         self.caught_up &= owned
         fresh = owned - self.owned
         self._index_partitions(owned)
@@ -421,7 +559,7 @@ class WorkerRuntime:
         for partition in partitions:
             self.index.replace_partition(partition, (
                 (key.decode(), HouseholdState.from_bytes(blob).next_due)
-                for key, blob in self.state.items(partition)
+                for key, blob in household_entries(self.state.items(partition))
             ))
 
     async def _remember_targets(self, partitions: set[int]) -> None:
@@ -445,6 +583,7 @@ class WorkerRuntime:
             "dead_letters_out": self.dead_letters_out,
             "owned": sorted(self.owned),
             "caught_up": sorted(self.caught_up),
+            "watermarks": {p: format_instant(w) for p, w in sorted(self.watermarks.items())},
             "households_with_deadlines": len(self.index),
         }
 
@@ -455,6 +594,8 @@ def build_app(settings: WorkerSettings, sink: Any | None = None) -> tuple[JiaheA
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = JiaheApp(settings.app_id, **faust_config(settings))
     engine = Engine(load_pack(settings.pack or DEFAULT_PACK_PATH))
+    if engine.pack.surges:
+        ensure_surge_topic(settings.bootstrap, settings.topics.surge, settings.replication)
     runtime = WorkerRuntime(app, settings, engine, sink)
     app.batch_handler = runtime
     return app, runtime

@@ -22,11 +22,13 @@ from typing import Any, Protocol
 import orjson
 
 from events.codec import Decoded, Rejected
+from privacy.quarantine import QuarantineSealer
 from privacy.sealed import decode_sealed
 from rules.engine import Engine, Record
 from rules.replay import Counts
 from rules.state import HouseholdState
 from rules.transitions import subject_of, transition_of
+from streams.kafka.surges import SurgeObservations
 from streams.kafka.unreadable import UnreadableBatch
 from streams.step import add_counts, apply_batch
 
@@ -53,6 +55,13 @@ class MessageLike(Protocol):
     def value(self) -> bytes | None: ...
 
 
+class BodySealer(Protocol):
+    """Turns a refused input into what ``jiahe.dlq`` may hold, and says how
+    (``privacy.quarantine.QuarantineSealer``: ``quarantine`` or ``withheld``)."""
+
+    def seal(self, body: bytes) -> tuple[bytes, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A plain :class:`MessageLike` (tests, tools)."""
@@ -66,7 +75,7 @@ class Incoming:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """Rejected input for ``jiahe.dlq``: original key and value, why in the headers."""
+    """Rejected input for ``jiahe.dlq``: original key, value sealed, why in the headers."""
 
     key: bytes | None
     value: bytes
@@ -92,6 +101,9 @@ class BatchResult:
     counts: Counts = field(default_factory=Counts)
     #: Partition -> the offset after the last message seen (the next to read).
     positions: dict[int, int] = field(default_factory=dict)
+    #: What the processed events mean to surge rules, for the surge topic (None: no
+    #: surge rules, or nothing processed); ``streams.kafka.surges``.
+    surge: bytes | None = None
 
 
 def record_id(record: Record) -> str:
@@ -106,32 +118,41 @@ def record_id(record: Record) -> str:
 
 
 def lifecycle_message(record: Record) -> tuple[bytes, bytes, list[Header]]:
-    """Key, value and headers of a record on ``jiahe.warnings`` (value = DESIGN's dict)."""
+    """Key, value and headers of a record on ``jiahe.warnings`` (value = DESIGN's dict).
+
+    The key is the household; a district surge's records name none and are keyed by
+    their warning, so that its raise and resolution share a partition (in order)."""
+    household = record["household_id"]
     return (
-        record["household_id"].encode(),
+        (household if household is not None else record["warning_id"]).encode(),
         orjson.dumps(record),
         [("record_id", record_id(record).encode())],
     )
 
 
-def dead_letter(message: MessageLike, reason: str, stage: str) -> DeadLetter:
-    """Keep the input byte for byte; ``source`` says where it came from, ``stage`` who refused.
+def dead_letter(message: MessageLike, reason: str, stage: str, sealer: BodySealer
+                ) -> DeadLetter:
+    """Keep the input sealed; ``source`` says where it came from, ``stage`` who refused.
 
+    Refused input is what no validation vouches for, and a foreign producer sends it
+    clear: its bytes go to the topic only sealed with the day's quarantine public key
+    (header ``sealed: quarantine``), or, with none, as digest and length (``withheld``).
     A batch the consumer could not read (:mod:`streams.kafka.unreadable`) is one letter
     with an empty value, stage ``decompress`` and its offsets in ``source`` (``@3-7``)."""
     source = f"{message.topic}/{message.partition}@{message.offset}"
     if isinstance(message.value, UnreadableBatch):
         stage = "decompress"
         source = f"{message.topic}/{message.partition}@{message.value.first}-{message.value.last}"
-    return DeadLetter(
-        message.key,
-        message.value or b"",
-        [
-            ("reason", reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore").encode()),
-            ("source", source.encode()),
-            ("stage", stage.encode()),
-        ],
-    )
+    headers: list[Header] = [
+        ("reason", reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore").encode()),
+        ("source", source.encode()),
+        ("stage", stage.encode()),
+    ]
+    value = bytes(message.value or b"")
+    if value:
+        value, how = sealer.seal(value)
+        headers.append(("sealed", how.encode()))
+    return DeadLetter(message.key, value, headers)
 
 
 class BatchProcessor:
@@ -141,8 +162,10 @@ class BatchProcessor:
     loaded once per household and batch from the partition its first message came on.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: BodySealer | None = None) -> None:
         self.engine = engine
+        #: Without a sealer, dead letters' bodies are withheld (never written clear).
+        self.sealer = sealer if sealer is not None else QuarantineSealer(None)
 
     def process(self, messages: Sequence[MessageLike], load: StateLoader) -> BatchResult:
         result = BatchResult()
@@ -153,10 +176,13 @@ class BatchProcessor:
             touched[household_id] = Touched(message.partition, state)
             return state
 
-        step = apply_batch(messages, _decode, load_state, self.engine)
+        surges = SurgeObservations(self.engine.pack) if self.engine.pack.surges else None
+        step = apply_batch(messages, _decode, load_state, self.engine, surges)
+        result.surge = surges.message() if surges is not None else None
         result.records = step.records
         result.counts = step.counts
-        result.dead_letters = [dead_letter(r.item, r.reason, r.stage) for r in step.refusals]
+        result.dead_letters = [dead_letter(r.item, r.reason, r.stage, self.sealer)
+                               for r in step.refusals]
         result.event_rows = [
             {**raw, "offset": message.offset} for message, raw in step.processed
         ]

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from projections.warehouse.sqlbase import SqlWarehouse
 from streams.kafka.admin import EVENTS_TOPIC
 from streams.kafka.erasure_topic import ERASURES_TOPIC, read_erasures
 
@@ -72,7 +73,11 @@ class ErasureWatcher:
         """Delete those households' directory rows (blocking: run it in a thread)."""
         for household_id in sorted(households):
             warehouse.erase_household(household_id)
-        if households - self._applied:
+        new = households - self._applied
+        if new and isinstance(warehouse, SqlWarehouse):
+            # the delete above only hides the rows: rewrite the parts without them, once
+            warehouse.purge_erased(new)
+        if new:
             log.info("erased households kept out of the warehouse: %d",
                      len(self._applied | households))
         self._applied |= households

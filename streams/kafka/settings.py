@@ -16,21 +16,26 @@ from streams.kafka.admin import DLQ_TOPIC, EVENTS_TOPIC, WARNINGS_TOPIC
 PREFIX_ENV = "JIAHE_KAFKA_TOPIC_PREFIX"
 DEFAULT_APP_ID = "jiahe-worker"
 ALERTS_TOPIC = "jiahe.alerts."
+#: Workers → the surge desk (``streams.kafka.surges``); made by a worker whose pack has
+#: surge rules, with one partition (the desk reads it in order).
+SURGE_TOPIC = "jiahe.surge"
 
 
 @dataclass(frozen=True)
 class Topics:
-    """The three topics a worker reads and writes."""
+    """The topics a worker reads and writes (``surge`` only with surge rules)."""
 
     events: str = EVENTS_TOPIC
     warnings: str = WARNINGS_TOPIC
     dlq: str = DLQ_TOPIC
+    surge: str = SURGE_TOPIC
 
     @classmethod
     def with_prefix(cls, prefix: str | None = None) -> Topics:
         """DESIGN's names behind ``prefix`` (default: ``$JIAHE_KAFKA_TOPIC_PREFIX`` or none)."""
         prefix = os.environ.get(PREFIX_ENV, "") if prefix is None else prefix
-        return cls(prefix + EVENTS_TOPIC, prefix + WARNINGS_TOPIC, prefix + DLQ_TOPIC)
+        return cls(prefix + EVENTS_TOPIC, prefix + WARNINGS_TOPIC, prefix + DLQ_TOPIC,
+                   prefix + SURGE_TOPIC)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,9 @@ class WorkerSettings:
     session_timeout_s: float = 30.0
     #: How often the deadline timer looks at the clock.
     tick_s: float = 1.0
+    #: Wall clock: how far a deadline trails the broker time a partition was read up to
+    #: (or now, once it has no lag) before it fires; ``streams.kafka.app``.
+    lateness_s: float = 5.0
     commit_interval_s: float = 1.0
     #: Most events per second handled (None = as fast as it can): leaves CPU to other
     #: services on a shared host, and keeps a catching-up worker from flooding a warehouse.
@@ -61,6 +69,9 @@ class WorkerSettings:
     replication: int = 1
     log_level: str = "warning"
     pack: Path | None = None
+    #: The public quarantine keys by day that dead letters are sealed with
+    #: (``privacy.quarantine``, written by ``jiahe quarantine-keys``); None: bodies withheld.
+    quarantine_keys: Path | None = None
 
     @property
     def fetch_limit(self) -> int:

@@ -41,7 +41,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode import Service
 
-from streams.kafka.unreadable import UnreadableBatch, unreadable_reason
+from streams.kafka.unreadable import LastBatch, UnreadableBatch, unreadable_reason
 
 SCHEME = "jiahe"
 SUPPORTED_FAUST = "0.15."
@@ -78,22 +78,6 @@ def check_versions() -> None:
             )
 
 
-class _LastBatch:
-    """The fetched records of one partition, remembering the batch last taken from them."""
-
-    def __init__(self, records: Any) -> None:
-        self._records = records
-        self.last: Any = None
-
-    def has_next(self) -> bool:
-        return bool(self._records.has_next())
-
-    def next_batch(self) -> Any:
-        self.last = None  # a batch whose header cannot be parsed is not remembered
-        self.last = self._records.next_batch()
-        return self.last
-
-
 class SkippingPartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
     """aiokafka's records of one fetched partition; an unreadable batch becomes one message.
 
@@ -108,10 +92,10 @@ class SkippingPartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: igno
     next_fetch_offset: int  # set by aiokafka: the offset after the last record handed out
 
     def __init__(self, tp: Any, records: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(tp, _LastBatch(records), *args, **kwargs)
+        super().__init__(tp, LastBatch(records), *args, **kwargs)
 
     def _unpack_records(self) -> Iterator[ConsumerRecord[Any, Any]]:
-        records: _LastBatch = self._records
+        records: LastBatch = self._records
         while True:
             try:
                 yield from super()._unpack_records()

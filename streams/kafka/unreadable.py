@@ -15,6 +15,8 @@ so a record whose value merely looks like it stays an ordinary record.
 
 from __future__ import annotations
 
+from typing import Any
+
 #: Kafka's codec ids (the low bits of a record batch's attributes).
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
@@ -33,6 +35,24 @@ class UnreadableBatch(bytes):
 
     def __repr__(self) -> str:
         return f"UnreadableBatch({self.first}, {self.last}, {self.reason!r})"
+
+
+class LastBatch:
+    """The fetched records of one partition, remembering the batch last taken from them:
+    the batch a consumer could not read, to name its offsets (aiokafka's and
+    kafka-python's record iterators alike)."""
+
+    def __init__(self, records: Any) -> None:
+        self._records = records
+        self.last: Any = None
+
+    def has_next(self) -> bool:
+        return bool(self._records.has_next())
+
+    def next_batch(self) -> Any:
+        self.last = None  # a batch whose header cannot be parsed is not remembered
+        self.last = self._records.next_batch()
+        return self.last
 
 
 def unreadable_reason(first: int, last: int, codec: int | None, exc: BaseException) -> str:

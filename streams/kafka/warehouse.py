@@ -13,10 +13,10 @@ import secrets
 from pathlib import Path
 
 from events.errors import JiaheError
+from privacy.pseudonym import deployment_secret
 from projections.sink import WarehouseSink
 from projections.warehouse.base import Warehouse
 
-SECRET_ENV = "JIAHE_PSEUDONYM_SECRET"
 SECRET_FILE = "pseudonym.key"
 #: The worker flushes explicitly once per batch; the sink must never flush on its own.
 NEVER_AUTOFLUSH = 1 << 40
@@ -27,13 +27,14 @@ class WarehouseConfigError(JiaheError):
 
 
 def pseudonym_secret(home: Path) -> bytes:
-    """``$JIAHE_PSEUDONYM_SECRET``, else ``HOME/pseudonym.key`` (created once, mode 0600).
+    """The deployment's (``privacy.pseudonym.deployment_secret``), else
+    ``HOME/pseudonym.key`` (created once, mode 0600).
 
     The secret must not change between runs, or every pseudonymous key would.
     """
-    from_env = os.environ.get(SECRET_ENV)
-    if from_env:
-        return from_env.encode()
+    deployed = deployment_secret()
+    if deployed is not None:
+        return deployed
     path = home / SECRET_FILE
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from alerts.subscriptions import Subscription, SubscriptionStore
 from events.instants import now_micros
 from streams.embedded.log import SqliteLog
 from streams.embedded.runtime import LOG_FILE
-from tests.api.conftest import Receiver
+from tests.api.conftest import LOOPBACK_EGRESS, Receiver
 from tests.helpers import T0, envelope, line
 
 HOME = "230102001001"
@@ -51,7 +51,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SubscriptionStore]:
-    subs = SubscriptionStore.at_home(tmp_path)
+    subs = SubscriptionStore.at_home(tmp_path, LOOPBACK_EGRESS)
     yield subs
     subs.close()
 
@@ -86,7 +86,8 @@ def test_referral_records_reach_only_the_addressed_agency(tmp_path: Path,
         log.append_lifecycle([RAISED, SENT, ACCEPTED, {**SENT, "household_id": "hh-unknown",
                                                        "referral_id": "ref-2"}])
     police = store.create("police102", "230102000000", "yellow", None,
-                          receiver.url + "/unit-police", "k" * 16, agency="police")
+                          receiver.url + "/unit-police", "k" * 16, agency="police",
+                          personal_data=True)  # the body as stored, household id and all
     store.create("court102", "230102000000", "yellow", None, receiver.url + "/unit-court",
                  "k" * 16, agency="court")
     store.create("police103", "230103000000", "yellow", None,
@@ -134,8 +135,8 @@ def test_the_break_glass_notice_goes_to_chairs_covering_the_household(
                 ("admin", "city_admin", "230100000000", None),
                 ("police", "partner", "230100000000", "police")):
             users.add(name, role, unit, agency)
-            store.create(name, unit, "red", ["violence-injury"], f"http://x/{name}", "k" * 16,
-                         agency=agency)
+            store.create(name, unit, "red", ["violence-injury"], f"http://127.0.0.1:9/{name}",
+                         "k" * 16, agency=agency)
         grant = BreakGlass.of(users).grant(User("chair103", "chair", "230103000000"),
                                            "hh-1", HOME, "a reason", now_micros())
         shown = grant.public(now_micros())
@@ -184,11 +185,11 @@ def test_an_old_store_gains_the_agency_column(tmp_path: Path) -> None:
                "NULL, 'webhook', 'http://x', 'k', '2026-01-01T00:00:00Z')")
     db.commit()
     db.close()
-    store = SubscriptionStore.at_home(tmp_path)
+    store = SubscriptionStore.at_home(tmp_path, LOOPBACK_EGRESS)
     try:
         [old] = store.all()
-        assert old.id == "old" and old.agency is None
-        assert store.create("p", "230102000000", "yellow", None, "http://y", "k",
+        assert old.id == "old" and old.agency is None and not old.personal_data
+        assert store.create("p", "230102000000", "yellow", None, "http://127.0.0.1:9/y", "k",
                             agency="court").agency == "court"
     finally:
         store.close()

@@ -28,6 +28,9 @@ import httpx
 import pytest
 
 from access.users import UserStore
+from alerts.egress import ALLOW_ENV, EgressGuard
+from privacy.pseudonym import deployment_secret, household_key
+from streams.embedded.runtime import PSEUDONYM_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_ATTEMPTS = 3
@@ -98,12 +101,23 @@ class Api:
         finally:
             db.close()
 
+    def household_key(self, household: str) -> str:
+        """The pseudonymous key by which webhooks name ``household`` (the home's secret)."""
+        [(secret,)] = self.sql("log.sqlite3", "SELECT value FROM meta WHERE key = ?",
+                               PSEUDONYM_SECRET)
+        return household_key(deployment_secret() or bytes(secret), household)
+
     def warning_for(self, household: str) -> str:
         rows = self.sql("log.sqlite3", "SELECT warning_id FROM lifecycle WHERE household_id = ? "
                         "AND type = 'warning.raised'", household)
         assert rows, f"no warning for {household}"
         return str(rows[0][0])
 
+
+#: The tests' receivers listen on the loopback, which webhooks may reach only when allowed.
+LOOPBACK_ALLOWED = {ALLOW_ENV: "127.0.0.1"}
+#: The same allow-list for a store or worker built without a server.
+LOOPBACK_EGRESS = EgressGuard(["127.0.0.1"])
 
 #: Fast delivery settings for the webhook/e-mail tests.
 DELIVERY_ARGS = ("--webhook-max-attempts", str(MAX_ATTEMPTS), "--webhook-backoff", "0.1",
@@ -119,6 +133,7 @@ def serve_api(
 ) -> Iterator[Api]:
     """A real API server (uvicorn subprocess) on ``home`` with ``users``; stopped after.
 
+    Webhooks may reach the loopback (``LOOPBACK_ALLOWED``) unless ``env`` says otherwise.
     Its log must end without a traceback: bad input is never a 500.
     """
     store = UserStore.at_home(home)
@@ -129,7 +144,8 @@ def serve_api(
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.server", "--home", str(home), "--host", "127.0.0.1",
          "--port", str(port), *server_args],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, **LOOPBACK_ALLOWED, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

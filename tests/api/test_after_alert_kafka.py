@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.conftest import Api, event
+from tests.api.conftest import Api, Receiver, event
 from tests.api.test_kafka_mode import (  # noqa: F401 - the module's broker/worker/API fixture
     KafkaApi,
     eventually,
@@ -17,6 +17,7 @@ from tests.api.test_kafka_mode import (  # noqa: F401 - the module's broker/work
 )
 
 NOTE = "孩子在学校说-kafka-referral-note-1d4e"
+SECRET = "a-kafka-notice-secret-of-some-length"
 HOUSEHOLD = "hh-k-after"
 
 
@@ -99,3 +100,39 @@ def test_each_command_family_is_published_and_applied(kafka_api: KafkaApi  # noq
     for message in read_topic(kafka_api.bootstrap, kafka_api.topics.events):
         for text in (NOTE, "kafka-assess-note", "kafka-reopen-reason"):
             assert text.encode() not in message.value
+
+
+def test_partner_and_break_glass_notices_are_delivered_on_kafka(
+    kafka_api: KafkaApi, receiver: Receiver  # noqa: F811
+) -> None:
+    """The delivery loop reads the mirrored records on this runtime: a partner's webhook
+    gets its agency's referral records, and the chairs of the household's place get the
+    break-glass notice when a chair of another district opens it."""
+    api = kafka_api.api
+    household = "hh-k-notices"
+    for user, path in (("police102", "/k-police102"), ("court102", "/k-court102"),
+                       ("chair102", "/k-chair102")):
+        created = api.call("POST", "/v1/subscriptions", user, json={
+            "org_unit": "230102000000", "url": receiver.url + path, "secret": SECRET})
+        assert created.status_code == 201, created.text
+    api.publish("chair102", [event("230102003001", household)])
+    eventually(lambda: any(r["household_id"] == household for r in api.call(
+        "GET", "/v1/alerts", "chair102").json()["alerts"]), "the warning")
+    sent = api.call("POST", "/v1/referrals", "chair102", json={
+        "household_id": household, "agency": "police", "basis": "emergency", "note": NOTE})
+    referral_id = _published(sent) and sent.json()["referral_id"]
+    eventually(lambda: receiver.at("/k-police102"), "the partner's delivery")
+    delivered = receiver.at("/k-police102")[0]
+    assert delivered.json()["transition"] == "referral.sent"
+    assert delivered.json()["referral"]["referral_id"] == referral_id
+    assert NOTE.encode() not in delivered.body
+
+    grant = api.call("POST", "/v1/break-glass", "chair103",
+                     json={"household_id": household, "reason": "kafka break-glass check"})
+    assert grant.status_code == 201, grant.text
+    eventually(lambda: [r for r in receiver.at("/k-chair102")
+                        if r.json()["transition"] == "break_glass.granted"], "the notice")
+    notice = next(r.json()["notice"] for r in receiver.at("/k-chair102")
+                  if r.json()["transition"] == "break_glass.granted")
+    assert notice["grant_id"] == grant.json()["grant_id"] and notice["user"] == "chair103"
+    assert receiver.at("/k-court102") == []  # another agency's partner: nothing

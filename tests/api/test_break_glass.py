@@ -8,8 +8,6 @@ expired grant opens nothing.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from alerts.delivery import verify_signature
 from events.instants import MICROS_PER_HOUR, now_micros, parse_instant
 from tests.api.conftest import DELIVERY_ARGS, Api, Receiver, event, serve_api, wait_until
 
@@ -123,12 +122,14 @@ def test_a_grant_opens_the_household_audits_reads_and_notifies_its_chairs(
     for path in ("/bg-102", "/bg-street"):
         [received] = [r for r in receiver.at(path)
                       if r.json()["transition"] == "break_glass.granted"]
-        expected = "sha256=" + hmac.new(SECRET.encode(), received.body,
-                                        hashlib.sha256).hexdigest()
-        assert received.headers["X-Jiahe-Signature"] == expected
+        assert verify_signature(SECRET, received.headers["X-Jiahe-Signature"], received.body,
+                                time.time())
         notice = received.json()["notice"]
         assert notice["grant_id"] == grant["grant_id"] and notice["user"] == "chair103"
-        assert notice["household_id"] == HOUSEHOLD and notice["reason"] == REASON
+        # by its pseudonymous key: the subscription was not allowed personal data
+        assert "household_id" not in notice and HOUSEHOLD.encode() not in received.body
+        assert notice["household_key"] == bg.household_key(HOUSEHOLD)
+        assert notice["reason"] == REASON
         assert notice["expires_at"] == grant["expires_at"]
     time.sleep(0.5)  # any stray delivery would have happened by now
     # not the grantee's own district, not another street, not the city admin, not a partner

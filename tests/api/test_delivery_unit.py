@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from alerts.delivery import CHECKPOINT, DeliveryWorker, sign
+from alerts.delivery import CHECKPOINT, DeliveryWorker, verify_signature
 from alerts.subscriptions import SubscriptionStore
 from rules.transitions import transition_of
 from streams.embedded.log import SqliteLog
 from streams.embedded.runtime import LOG_FILE
-from tests.api.conftest import Receiver
+from tests.api.conftest import LOOPBACK_EGRESS, Receiver
 
 RAISED = {"type": "warning.raised", "warning_id": "w-1", "rule_id": "violence-injury",
           "household_id": "hh-1", "level": "red", "org_unit": "230102001001",
@@ -25,7 +26,7 @@ def test_redelivery_after_checkpoint_loss_sends_nothing_twice(tmp_path: Path,
     log = SqliteLog(tmp_path / LOG_FILE)
     with log.transaction():
         log.append_lifecycle([RAISED, ESCALATED])
-    store = SubscriptionStore.at_home(tmp_path)
+    store = SubscriptionStore.at_home(tmp_path, LOOPBACK_EGRESS)
     store.create("chair", "230102000000", "orange", None, receiver.url + "/unit", "k" * 16)
     store.create("other", "230103000000", "yellow", None, receiver.url + "/unit-other",
                  "k" * 16)
@@ -44,7 +45,8 @@ def test_redelivery_after_checkpoint_loss_sends_nothing_twice(tmp_path: Path,
     assert [r.json()["transition"] for r in got] == ["warning.raised",
                                                      "warning.escalated:street"]
     assert got[1].json()["warning"]["level"] == "red"  # looked up from the raise record
-    assert got[0].headers["X-Jiahe-Signature"] == sign("k" * 16, got[0].body)
+    assert verify_signature("k" * 16, got[0].headers["X-Jiahe-Signature"], got[0].body,
+                            time.time())
     assert receiver.at("/unit-other") == []
     assert transition_of(ESCALATED) == "warning.escalated:street"
     store.close()
@@ -59,7 +61,7 @@ def test_a_reassignment_is_delivered_and_its_resend_is_not(tmp_path: Path,
     log = SqliteLog(tmp_path / LOG_FILE)
     with log.transaction():
         log.append_lifecycle([RAISED, assigned, reassigned])
-    store = SubscriptionStore.at_home(tmp_path)
+    store = SubscriptionStore.at_home(tmp_path, LOOPBACK_EGRESS)
     store.create("chair", "230102000000", "yellow", None, receiver.url + "/assign", "k" * 16)
     worker = DeliveryWorker(tmp_path, store, max_attempts=2, backoff_s=0)
     try:

@@ -234,6 +234,11 @@ def test_kafka_channel_produces_to_the_district_topic(kafka_api: KafkaApi) -> No
     body = orjson.loads(message.value)
     assert body["transition"] == "warning.raised"
     assert body["warning"]["warning_id"] == w102 and body["record"]["type"] == "warning.raised"
+    assert b"hh-k-102" not in message.value  # pseudonymous: the topic cannot forget
+    assert body["warning"]["household_key"] == body["record"]["household_key"]
+    refused = api.call("POST", "/v1/subscriptions", "chair102", json={
+        "org_unit": "230102000000", "channel": "kafka", "personal_data": True})
+    assert refused.status_code == 422 and "pseudonymous" in refused.text
     assert dict(message.headers)["delivery"].decode().endswith(f":{w102}:warning.raised")
     assert f"{kafka_api.prefix}jiahe.alerts.230104" not in describe(kafka_api.bootstrap)
 

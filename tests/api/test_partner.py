@@ -64,10 +64,14 @@ def test_a_partner_keeps_its_own_subscriptions(api: Api) -> None:
     assert api.call("GET", f"/v1/subscriptions/{mine_id}/dead-letters", "police102"
                     ).json()["count"] == 0
     assert api.call("DELETE", f"/v1/subscriptions/{mine_id}", "police102").status_code == 204
-    # the chair's subscription is untouched; the chair sees the partner's in her scope
+    # the chair's subscription is untouched; a subscription is its author's: the chair
+    # does not see the partner's, a city admin does, without its URL
     chair_view = {s["id"] for s in api.call("GET", "/v1/subscriptions", "chair102"
                                             ).json()["subscriptions"]}
-    assert chair_id in chair_view and hook.json()["id"] in chair_view
+    assert chair_id in chair_view and hook.json()["id"] not in chair_view
+    admin_view = {s["id"]: s for s in api.call("GET", "/v1/subscriptions", "admin"
+                                               ).json()["subscriptions"]}
+    assert admin_view[hook.json()["id"]]["url"] is None
 
 
 def test_a_partner_subscription_carries_its_agency(api: Api) -> None:

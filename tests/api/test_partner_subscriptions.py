@@ -9,8 +9,6 @@ never a break-glass notice. A chair's subscription never gets referral records.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from alerts.delivery import verify_signature
 from tests.api.conftest import (
     DELIVERY_ARGS,
     Api,
@@ -123,13 +122,13 @@ def test_a_partner_gets_its_agencys_referral_records_and_nothing_else(
         assert _transitions(receiver, path) == expected_police, path
         for received in got:
             body = received.json()
-            signed = "sha256=" + hmac.new(SECRET.encode(), received.body,
-                                          hashlib.sha256).hexdigest()
-            assert received.headers["X-Jiahe-Signature"] == signed
+            assert verify_signature(SECRET, received.headers["X-Jiahe-Signature"],
+                                    received.body, time.time())
             assert "warning" not in body
             assert body["referral"] == {"referral_id": to_police, "agency": "police",
-                                        "household_id": household, "org_unit": HOME,
-                                        "district": "230102000000"}
+                                        "household_key": partners.household_key(household),
+                                        "org_unit": HOME, "district": "230102000000"}
+            assert household.encode() not in received.body  # no personal data allowed
             assert body["record"]["referral_id"] == to_police
             assert NOTE not in received.body.decode()  # the note stays sealed in the log
     assert _transitions(receiver, "/p-court102") == ["referral.sent", "referral.declined"]

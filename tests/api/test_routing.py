@@ -16,7 +16,7 @@ import pytest
 
 from alerts.routing import Silence, SilenceStore, silenced_by
 from alerts.subscriptions import SubscriptionStore
-from tests.api.conftest import Api, Receiver, event, wait_until
+from tests.api.conftest import LOOPBACK_EGRESS, Api, Receiver, event, wait_until
 from tests.api.test_email import running_api
 
 SECRET = "a-webhook-secret-of-some-length"
@@ -181,20 +181,21 @@ def test_grouping_by_district_and_rule_with_wait_and_interval(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     """The worker alone: one POST per (district, rule) group per flush; rows stay individual."""
-    from alerts.delivery import DeliveryWorker, sign
+    from alerts.delivery import DeliveryWorker, verify_signature
     from alerts.routing import Grouping
     from streams.embedded.log import SqliteLog
     from streams.embedded.runtime import LOG_FILE
 
     log = SqliteLog(tmp_path / LOG_FILE)
-    store = SubscriptionStore.at_home(tmp_path)
+    store = SubscriptionStore.at_home(tmp_path, LOOPBACK_EGRESS)
     store.create("city", "230100000000", "yellow", None, receiver.url + "/grouped", "k" * 16)
     worker = DeliveryWorker(tmp_path, store, max_attempts=3, backoff_s=0)
     worker.grouping = Grouping(wait_s=0.4, interval_s=1.5)
 
     def posts() -> list[dict[str, Any]]:
         got = receiver.at("/grouped")
-        assert all(r.headers["X-Jiahe-Signature"] == sign("k" * 16, r.body) for r in got)
+        assert all(verify_signature("k" * 16, r.headers["X-Jiahe-Signature"], r.body,
+                                    time.time()) for r in got)
         return [r.json() for r in got]
 
     def shape(post: dict[str, Any]) -> tuple[str, str, list[tuple[str, str]]]:

@@ -32,9 +32,6 @@ from streams.kafka.warehouse import WarehouseConfigError
 from tests.api.conftest import event
 
 SURGE_PACK = Path(__file__).resolve().parents[2] / "rules" / "packs" / "surge-example.yaml"
-SURGE_REFUSAL = (
-    "surge rules (district-petition-surge) run on the embedded runtime only (`jiahe process`); "
-    "the Kafka worker sees one partition's households, not a whole district")
 
 
 def red_petitions(*households: str) -> list[bytes]:
@@ -111,15 +108,17 @@ def test_a_bad_pack_is_refused_before_the_home_is_touched(tmp_path: Path) -> Non
     assert not (tmp_path / "home").exists()
 
 
-def test_the_kafka_worker_refuses_surge_rules(tmp_path: Path) -> None:
+def test_the_kafka_worker_takes_surge_rules_and_refuses_a_bad_pack(tmp_path: Path) -> None:
+    """Surge rules run on the worker's surge desk (tests/streams/kafka/test_runtimes_agree)."""
+    check_worker_pack(SURGE_PACK)
+    check_worker_pack(None)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: []\n")
     settings = WorkerSettings(bootstrap="127.0.0.1:9", partitions=1, data_dir=tmp_path / "faust",
-                              pack=SURGE_PACK)
-    with pytest.raises(PackPolicyError) as refused:
+                              pack=bad)
+    with pytest.raises(RulePackError):
         bootstrap_kafka(settings, home=tmp_path / "home")
-    assert str(refused.value) == SURGE_REFUSAL
-    assert isinstance(refused.value, JiaheError)
     assert not (tmp_path / "faust").exists()  # refused before anything was built
-    check_worker_pack(None)  # the built-in pack runs on the worker
 
 
 def test_the_kafka_worker_refuses_a_warehouse_it_cannot_name(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from events.codec import Rejected
+from privacy.keystore import kafka_keyring
+from privacy.quarantine import write_public_keys
 from rules.replay import Replay
 from sdk.publisher import Publisher, PublishResult
 from tests import helpers as h
@@ -247,10 +249,13 @@ def worker_dlq(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFacto
     _produce_raw(bootstrap, topics.events)
     tmp = tmp_path_factory.mktemp("corpus-worker")
     log_path = tmp / "worker.log"
+    keyring = kafka_keyring(tmp / "api-home")  # the quarantine private keys stay here
+    write_public_keys(tmp / "quarantine.json", keyring.quarantine_public_keys(2))
     cmd = [sys.executable, "-m", "cli.kafka", "--home", str(tmp / "home"), "worker",
            "--bootstrap", bootstrap, "--topic-prefix", prefix, "--app-id", prefix + "w",
            "--data-dir", str(tmp / "data"), "--store", "memory", "--session-timeout", "6",
-           "--tick", "0.2", "--as-of", "2026-03-02T00:00:00Z", "--loglevel", "info"]
+           "--tick", "0.2", "--as-of", "2026-03-02T00:00:00Z", "--loglevel", "info",
+           "--quarantine-keys", str(tmp / "quarantine.json")]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -271,8 +276,11 @@ def worker_dlq(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFacto
                 letters = read_all(bootstrap, topics.dlq)
                 break
             time.sleep(1)
-        yield letters, log_path.read_text()[-4000:]
+        assert all(dict(m.headers)["sealed"] == b"quarantine" for m in letters if m.value)
+        opened = [m._replace(value=keyring.open_dead_letter(m.value)) for m in letters]
+        yield opened, log_path.read_text()[-4000:]
     finally:
+        keyring.close()
         proc.terminate()
         try:
             proc.wait(timeout=30)

@@ -24,8 +24,6 @@ What a user expects, and what is asserted:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 import time
 import uuid
@@ -39,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from alerts.delivery import transition_of
+from alerts.delivery import transition_of, verify_signature
 from tests.api.conftest import USERS, Api, serve_api
 
 SECRET = "an-outage-webhook-secret"
@@ -108,8 +106,7 @@ class FlakyReceiver:
 
 
 def _valid(headers: dict[str, str], body: bytes) -> bool:
-    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(headers["X-Jiahe-Signature"], expected)
+    return verify_signature(SECRET, headers["X-Jiahe-Signature"], body, time.time())
 
 
 @contextmanager
@@ -230,7 +227,7 @@ def test_default_retries_dead_letter_an_hours_alerts_visibly_and_never_twice(
         assert set(dead_keys) | set(got) == expected
         assert len(dead_keys) >= len(expected) - 5, (len(dead_keys), len(expected))
         assert all(attempts == 5 and error for _, _, attempts, error in dead)
-        assert {error.split(":")[0] for _, _, _, error in dead} >= {"HTTP 503", "ConnectError"}
+        assert {error for _, _, _, error in dead} >= {"HTTP 503", "connection refused"}
 
         after = an_hour_of_events("after")[-1:]
         api.publish("chair102", after)

@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from cli.main import main
 from events.instants import parse_instant
 from privacy.crypto import ERASED, is_envelope
+from privacy.dead_letters import quarantine_day
 from privacy.keystore import KEYSTORE_FILE, kafka_keyring
 from privacy.pseudonym import erased_label, household_key
 from privacy.sealed import decode_sealed
@@ -109,7 +110,7 @@ def sealed_run(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFacto
     assert result.error is None and result.queued == 0, result
     assert (result.received, result.accepted, result.rejected) == (33, 30, 3)
     clear = expected_from([x.encode() for x in lines], AS_OF)
-    pool = Workers(kafka_broker.bootstrap, prefix, tmp / "workers")
+    pool = Workers(kafka_broker.bootstrap, prefix, tmp / "workers", keys_home=home)
     pool.tmp.mkdir()
     try:
         pool.start("w1", "--as-of", AS_OF, "--store", "memory")
@@ -143,7 +144,7 @@ def test_no_personal_text_in_events_or_warnings_topic(sealed_run: dict[str, Any]
     assert sealed_fields == 24  # 6 households × (2 notes, 1 note, 1 reason)
 
 
-def test_dead_letters_hold_personal_text_only_when_they_name_no_household(
+def test_dead_letters_are_sealed_by_household_or_under_the_quarantine_key(
     sealed_run: dict[str, Any],
 ) -> None:
     letters = read_all(sealed_run["bootstrap"], sealed_run["topics"].dlq)
@@ -153,21 +154,21 @@ def test_dead_letters_hold_personal_text_only_when_they_name_no_household(
         sealed = [m for m in letters if m.key == ERASED_HH.encode()]
         assert [keyring.open_blob(orjson.loads(m.value)) for m in sealed] == [
             bad_lines()[0].encode()]
+        anonymous = [m for m in letters if m.key is None]
+        assert [keyring.open_blob(orjson.loads(m.value)) for m in anonymous] == [
+            bad_lines()[2].encode()]
+        assert quarantine_day(orjson.loads(anonymous[0].value)["household_id"]) is not None
     finally:
         keyring.close()
     for message in letters:
         assert dict(message.headers)["reason"]
-        if leaks(message_bytes(message)):
-            # Not JSON with a household: nobody's erasure can reach it (see Publisher).
-            assert message.key is None and b"-nohh" in message.value
+        assert not leaks(message_bytes(message))
 
 
 def test_no_personal_text_in_outbox_key_store_or_worker_log(sealed_run: dict[str, Any]) -> None:
     home: Path = sealed_run["home"]
     assert not leaks(file_bytes(home / KEYSTORE_FILE))
-    # The outbox keeps the anonymous dead letter as received; nothing else may leak.
-    outbox = file_bytes(home / "outbox.sqlite3").replace(f"{MARK}-nohh".encode(), b"")
-    assert not leaks(outbox)
+    assert not leaks(file_bytes(home / "outbox.sqlite3"))
     assert not leaks(sealed_run["logs"].encode())
 
 
@@ -239,7 +240,9 @@ def test_erase_on_kafka_shreds_the_key_and_marks_the_household(
                 assert keyring.open_blob(orjson.loads(message.value)) is None
                 erased_letters += 1
             elif message.key is not None:  # the conflict of hh-1: fields still sealed, open
-                body, problems = keyring.open_event(orjson.loads(message.value))
+                opened = keyring.open_dead_letter(message.value)  # quarantined by the worker
+                assert opened is not None
+                body, problems = keyring.open_event(orjson.loads(opened))
                 assert not problems and body["data"]["notes"].endswith("张某")
         assert erased_letters == 1
         # A later event of the erased household: kept, its personal field dropped.

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from events.codec import Decoded, Rejected, decode
 from privacy.crypto import ERASED, is_envelope
+from privacy.dead_letters import quarantine_day
 from privacy.keystore import KEYSTORE_FILE, SqliteKeyStore, kafka_keyring
 from privacy.sealed import SEALED_TEXT, decode_sealed
 from sdk.outbox import EnqueueOutcome
@@ -104,8 +105,11 @@ def test_dead_letter_naming_a_household_is_sealed_whole(tmp_path: Path) -> None:
         sealed = orjson.loads(letters[0].raw)
         assert MARK.encode() not in letters[0].raw
         assert publisher.kafka_keyring.open_blob(sealed) == bad.encode()
-        # No household to tie it to: kept as received (documented limitation).
-        assert letters[1].raw == ("{not json " + MARK).encode()
+        # No household to tie it to: sealed under the quarantine key of the day.
+        quarantined = orjson.loads(letters[1].raw)
+        assert MARK.encode() not in letters[1].raw
+        assert quarantine_day(quarantined["household_id"]) is not None
+        assert publisher.kafka_keyring.open_blob(quarantined) == ("{not json " + MARK).encode()
     finally:
         publisher.close()
 

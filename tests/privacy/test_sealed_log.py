@@ -16,6 +16,7 @@ from app.bootstrap import bootstrap_embedded
 from events.codec import Decoded, decode
 from events.instants import parse_instant
 from privacy.crypto import ERASED, UNREADABLE, KeyringError, is_envelope
+from privacy.dead_letters import open_dead_letter
 from streams.clock import EventTimeClock
 from streams.embedded.log import SqliteLog
 from tests.helpers import wid
@@ -96,8 +97,10 @@ def test_duplicates_still_match_and_a_conflict_dead_letter_holds_no_clear_text(
         changed["data"]["notes"] = f"{MARK} changed text"
         conflict = log.publish([orjson.dumps(changed)], "test")
         assert conflict.rejected == 1
-        (body,) = log.db.execute("SELECT body FROM dead_letters").fetchone()
-        assert MARK.encode() not in bytes(body)
+        (stored,) = log.db.execute("SELECT body FROM dead_letters").fetchone()
+        assert MARK.encode() not in bytes(stored)
+        body = open_dead_letter(log.keyring, bytes(stored))
+        assert body is not None and MARK.encode() not in body
         assert log.keyring.open_event(orjson.loads(body))[0]["data"]["notes"].endswith(
             "changed text")
     finally:

@@ -29,6 +29,7 @@ from projections import analytics, kpis, ledger_sql, ledgers, now, now_coverage,
 from projections.warehouse.base import QueryResult, Warehouse
 from projections.warehouse.sqlbase import SqlWarehouse
 from tests.projections.after_alert_contract import AfterAlertContract
+from tests.projections.after_alert_data import make_after_alert_dataset
 from tests.projections.datagen import PERSONAL_MARK, T0, Dataset, _Gen, make_dataset
 
 CONTRACT_SECRET = b"contract-secret"
@@ -138,7 +139,7 @@ def python_kpis(data: Dataset, scope: str, as_of: int | None) -> dict[str, Any]:
 
 def scopes_of(data: Dataset) -> list[str]:
     """A city, a district, a street and a community that hold data, and a foreign unit."""
-    unit = data.lifecycle[0]["org_unit"]
+    unit = next(r["org_unit"] for r in data.lifecycle if r["type"] == "warning.raised")
     return [city_of(unit), district_of(unit), street_of(unit), unit, "230199000000"]
 
 
@@ -434,6 +435,37 @@ class WarehouseContract(AfterAlertContract):
         assert city["warnings"] > 0 and city["repeat_households"] > 0
         assert city["cases_resolved"] > 0 and 0 < city["share_resolved_locally"] < 1
         assert city["median_minutes_to_acknowledge"] is not None and city["escalated_to"]
+
+    def test_reopened_warnings_count_as_open_again_in_kpis_and_households(
+        self, wh: Warehouse
+    ) -> None:
+        """A reopened warning is open (or acknowledged) again until its new cycle is
+        resolved: the KPIs and the household ledger's ``open_warnings`` say so as the
+        warning ledger does, now and as of instants before, between and after reopenings,
+        on the pre-aggregate path, the raw path and a page of households."""
+        for seed in (1, 2):
+            wh.reset()
+            data = make_after_alert_dataset(seed)
+            load(wh, data)
+            rows = expected(data, "warnings")
+            assert any(r["reopened"] and r["status"] == "open" for r in rows)
+            assert any(r["reopened"] and r["status"] == "resolved" for r in rows)
+            reopens = sorted(parse_instant(r["at"]) for r in data.lifecycle
+                             if r["type"] == "warning.reopened")
+            instants = [None, reopens[0] - 1, reopens[len(reopens) // 2], reopens[-1] + 1,
+                        *data.as_of_candidates(random.Random(seed), 3)]
+            for as_of in instants:
+                for scope in scopes_of(data):
+                    got = kpis.kpis(wh, scope, as_of)
+                    assert got == python_kpis(data, scope, as_of), (seed, scope, as_of)
+                households = expected(data, "households", as_of)
+                assert ledgers.household_ledger(wh, as_of) == households, (seed, as_of)
+                for district in sorted({r["district"] for r in households})[:2]:
+                    page = ledgers.household_ledger(wh, as_of, district, limit=4, offset=1)
+                    assert page == expected(data, "households", as_of, district)[1:5]
+            city = python_kpis(data, scopes_of(data)[0], None)
+            v1_open = sum(1 for r in rows if r["status"] != "resolved" and not r["reopened"])
+            assert sum(city["unresolved_by_level"].values()) > v1_open
 
     def test_kpis_of_an_empty_warehouse(self, wh: Warehouse) -> None:
         data = Dataset()

@@ -356,10 +356,17 @@
     }
   }
 
+  const INBOX_PAGES = 20;  // at most 20 000 warnings held in the page
+
   async function loadInbox() {
     try {
-      const data = await api("GET", "/v1/alerts");
-      for (const row of data.alerts) mergeRow(row);
+      // the inbox comes a page at a time; the newest raises are on the last pages
+      let offset = 0;
+      for (let page = 0; page < INBOX_PAGES && offset !== null; page++) {
+        const data = await api("GET", "/v1/alerts?offset=" + offset);
+        for (const row of data.alerts) mergeRow(row);
+        offset = data.next_offset ?? null;
+      }
       renderInbox();
       renderOverview();
     } catch (err) {

@@ -110,23 +110,6 @@ class FaultyWorkers(Workers):
 
     module = "tests.streams.kafka.faulty_worker"
 
-    def start(self, name: str, *extra: str) -> Any:
-        import os
-        import subprocess
-        import sys
-
-        from tests.streams.kafka.test_worker import ROOT
-
-        log = (self.tmp / f"{name}.log").open("ab")
-        cmd = [sys.executable, "-m", self.module, "--home", str(self.tmp / "home"),
-               "worker", "--bootstrap", self.bootstrap, "--topic-prefix", self.prefix,
-               "--app-id", self.group, "--data-dir", str(self.tmp / name),
-               "--session-timeout", "6", "--tick", "0.2", "--loglevel", "info", *extra]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.procs.append(proc)
-        return proc
-
 
 @pytest.fixture
 def pool(kafka_broker: KafkaBroker, kafka_topic_prefix: str, tmp_path: Path
@@ -169,12 +152,12 @@ def test_poison_becomes_dead_letters_and_the_worker_reads_on(
     assert unreadable.value == b"" and unreadable.key is None
     reason = headers["reason"].decode()
     assert f"offsets {first}-{last} (lz4)" in reason and "contentChecksum" in reason, reason
-    [faulted] = [m for m in letters["engine"] if m.value == fault]
+    [faulted] = [m for m in letters["engine"] if pool.open_letter(m.value) == fault]
     assert faulted.key == FAULTY_HOUSEHOLD.encode()
     assert dict(faulted.headers)["reason"] == f"engine error: RuntimeError: {FAULT}".encode()
     # the rest is the replay's: malformed lines (decode) and conflicting re-sends (engine)
     others = [m for m in letters["decode"] + letters["engine"] if m is not faulted]
-    assert {m.value for m in others} == expected.rejected
+    assert {pool.open_letter(m.value) for m in others} == expected.rejected
     dead_letters = len(read_all(pool.bootstrap, topics.dlq))
 
     # A restarted worker starts after what was committed: no poison is met twice.

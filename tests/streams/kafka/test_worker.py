@@ -4,7 +4,8 @@ Each test publishes a stream to a fresh topic set (``kafka_topic_prefix``), runs
 subprocesses with an event-time clock, and compares what reaches ``…jiahe.warnings``
 (deduplicated by the ``record_id`` header) with ``rules.replay.Replay`` + ``finish(as_of)``
 over the same lines: as sets of record ids and as full dicts. Also checks that rejected
-input reaches the DLQ byte for byte with its reason.
+input reaches the DLQ with its reason, sealed with the day's quarantine public key, and
+opens byte for byte with the key store that holds the private key.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from events.instants import format_instant, now_micros, parse_instant
+from privacy.keystore import kafka_keyring
+from privacy.quarantine import write_public_keys
 from rules.engine import Engine
 from rules.pack import load_pack
 from rules.replay import Replay
@@ -132,17 +135,45 @@ def committed(bootstrap: str, group: str) -> int:
 class Workers:
     """Worker subprocesses of one test; all are stopped (killed if need be) at the end."""
 
-    def __init__(self, bootstrap: str, prefix: str, tmp: Path) -> None:
+    module = "cli.kafka"
+
+    def __init__(self, bootstrap: str, prefix: str, tmp: Path,
+                 keys_home: Path | None = None) -> None:
         self.bootstrap, self.prefix, self.tmp = bootstrap, prefix, tmp
         self.group = prefix + "workers"
         self.procs: list[subprocess.Popen[bytes]] = []
+        #: The API host's home whose key store holds the quarantine private keys.
+        self.keys_home = keys_home if keys_home is not None else tmp / "api-keys"
+
+    def quarantine_keys(self) -> Path:
+        """The public quarantine keys (today and tomorrow) the workers seal dead letters with."""
+        path = self.tmp / "quarantine-keys.json"
+        if not path.exists():
+            keyring = kafka_keyring(self.keys_home)
+            try:
+                write_public_keys(path, keyring.quarantine_public_keys(2))
+            finally:
+                keyring.close()
+        return path
+
+    def open_letter(self, value: bytes) -> bytes | None:
+        """A worker's dead letter opened on the API host's side (``privacy.keystore``)."""
+        keyring = kafka_keyring(self.keys_home)
+        try:
+            return keyring.open_dead_letter(value)
+        finally:
+            keyring.close()
+
+    def command(self, name: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", self.module, "--home", str(self.tmp / "home"),
+                "worker", "--bootstrap", self.bootstrap, "--topic-prefix", self.prefix,
+                "--app-id", self.group, "--data-dir", str(self.tmp / name),
+                "--session-timeout", "6", "--tick", "0.2", "--loglevel", "info",
+                "--quarantine-keys", str(self.quarantine_keys()), *extra]
 
     def start(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("ab")
-        cmd = [sys.executable, "-m", "cli.kafka", "--home", str(self.tmp / "home"),
-               "worker", "--bootstrap", self.bootstrap, "--topic-prefix", self.prefix,
-               "--app-id", self.group, "--data-dir", str(self.tmp / name),
-               "--session-timeout", "6", "--tick", "0.2", "--loglevel", "info", *extra]
+        cmd = self.command(name, *extra)
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.procs.append(proc)
@@ -205,10 +236,11 @@ def assert_same(got: dict[str, dict[str, Any]], expected: Expected) -> None:
 
 def assert_dlq(pool: Workers, expected: Expected) -> None:
     letters = read_all(pool.bootstrap, Topics.with_prefix(pool.prefix).dlq)
-    assert {m.value for m in letters} == expected.rejected
+    assert {pool.open_letter(m.value) for m in letters} == expected.rejected
     for message in letters:
         headers = dict(message.headers)
         assert headers["reason"] and headers["stage"] in (b"decode", b"engine")
+        assert headers["sealed"] == b"quarantine" and message.value not in expected.rejected
         assert headers["source"].startswith(Topics.with_prefix(pool.prefix).events.encode())
 
 
