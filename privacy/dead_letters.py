@@ -85,15 +85,21 @@ def seal_dead_letter(keyring: Keyring, household_id: str | None, body: bytes) ->
     return ERASED.encode() if envelope is None else orjson.dumps(envelope)
 
 
-def sealed_envelope(stored: bytes) -> dict[str, Any] | None:
-    """The envelope a stored body holds, or None (clear input of an older home, a mark)."""
+def stored_object(stored: bytes) -> dict[str, Any] | None:
+    """The JSON object a stored body is, or None (clear input, a mark, other JSON)."""
     if not stored.startswith(b"{"):
         return None
     try:
         value = orjson.loads(stored)
     except orjson.JSONDecodeError:
         return None
-    if is_envelope(value) and value.get("purpose") == PURPOSE:
+    return value if isinstance(value, dict) else None
+
+
+def sealed_envelope(stored: bytes) -> dict[str, Any] | None:
+    """The envelope a stored body holds, or None (clear input of an older home, a mark)."""
+    value = stored_object(stored)
+    if value is not None and is_envelope(value) and value.get("purpose") == PURPOSE:
         return dict(value)
     return None
 

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from events.instants import now_micros
 from privacy.crypto import KeyringError
-from privacy.dead_letters import PURPOSE
+from privacy.dead_letters import PURPOSE, stored_object
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,8 @@ def seal_quarantined(public: bytes, day: int, body: bytes, purpose: str = PURPOS
 
 def quarantine_envelope(stored: bytes) -> dict[str, Any] | None:
     """The quarantine envelope a stored body holds, or None (any other body)."""
-    if not stored.startswith(b"{"):
-        return None
-    try:
-        value = orjson.loads(stored)
-    except orjson.JSONDecodeError:
-        return None
-    if (isinstance(value, dict) and value.get("enc") == ALGORITHM
+    value = stored_object(stored)
+    if (value is not None and value.get("enc") == ALGORITHM
             and isinstance(value.get("day"), int) and value.get("purpose") == PURPOSE):
         return value
     return None

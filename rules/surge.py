@@ -101,13 +101,18 @@ class SurgeTracker:
 
     def observe(self, event: EventFacts, occurred_us: int) -> None:
         """Count one processed event (duplicates and rejected input must not come here)."""
+        district = self._seen(event, occurred_us)
+        for rule, event_type, predicate in self._match:
+            if event.type == event_type and predicate(event):
+                insort(self.series[rule.id].setdefault(district, []), occurred_us)
+
+    def _seen(self, event: EventFacts, occurred_us: int) -> str:
+        """The event's district, whose earliest instant seen it may move back."""
         district = district_of(event.org_unit)
         known = self.first_seen.get(district)
         if known is None or occurred_us < known:
             self.first_seen[district] = occurred_us
-        for rule, event_type, predicate in self._match:
-            if event.type == event_type and predicate(event):
-                insort(self.series[rule.id].setdefault(district, []), occurred_us)
+        return district
 
     # -- day closes ---------------------------------------------------------------
 

@@ -41,7 +41,6 @@ import orjson
 
 from events.catalog import EventFacts
 from events.instants import MICROS_PER_DAY
-from events.orgunits import district_of
 from rules.engine import Record
 from rules.pack import RulePack
 from rules.surge import WEEK_US, SurgeTracker
@@ -66,10 +65,7 @@ class SurgeObservations(SurgeTracker):
         self.items: list[tuple[str, str, int, str]] = []
 
     def observe(self, event: EventFacts, occurred_us: int) -> None:
-        district = district_of(event.org_unit)
-        known = self.first_seen.get(district)
-        if known is None or occurred_us < known:
-            self.first_seen[district] = occurred_us
+        district = self._seen(event, occurred_us)
         for rule, event_type, predicate in self._match:
             if event.type == event_type and predicate(event):
                 self.items.append((rule.id, district, occurred_us, event.event_id))
