@@ -1,6 +1,6 @@
 """Kafka-runtime benchmark: worker throughput, the raw consume ceiling, and latency.
 
-``python -m bench.kafka --events 100000 [--bootstrap B] [--workers 1 2]``
+``python -m bench.kafka --events 100000 [--households H] [--bootstrap B] [--workers 1 2]``
 (``jiahe bench`` calls :func:`run_kafka` on its one stream)
 
 * **worker events/s** — one (then two) ``jiahe worker`` processes on a pre-published
@@ -387,16 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--no-faust-peer", action="store_true")
+    parser.add_argument("--households", type=int,
+                        help="households in the stream (default: one per ten events, ≥ 1000)")
     args = parser.parse_args(argv)
 
-    spec = StreamSpec(events=args.events, households=max(1000, args.events // 10), seed=42)
+    households = args.households or max(1000, args.events // 10)
+    spec = StreamSpec(events=args.events, households=households, seed=42)
     lines = [line.text.encode() for line in generate(spec)]
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory(
         prefix="jiahe-bench-"
     ) as tmp:
         summary = run_kafka(bootstrap, lines, Path(tmp), args.partitions, tuple(args.workers),
                             args.latency_rate, args.latency_seconds, not args.no_faust_peer)
-    print(json.dumps({"events": args.events, **summary}, indent=2))
+    print(json.dumps({"events": args.events, "households": households, **summary}, indent=2))
     return 0
 
 

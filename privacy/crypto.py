@@ -42,6 +42,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import itertools
 import os
 import secrets
 import stat
@@ -136,16 +137,29 @@ def blob_aad(household_id: str, purpose: str) -> bytes:
     return b"\0".join((_BLOB_CONTEXT, purpose.encode(), household_id.encode()))
 
 
-@dataclass(frozen=True, slots=True)
 class _DataKey:
-    """One unwrapped household key: the AEAD, and the subkey that derives synthetic nonces."""
+    """One unwrapped household key: the AEAD, and the subkey that derives synthetic nonces.
 
-    aead: AESGCM
-    nonce_key: bytes
+    The subkey (an HMAC) is derived on first use: only a key ring with synthetic
+    nonces needs it, and a key built for one event should not pay for it.
+    """
+
+    __slots__ = ("_key", "_nonce_key", "aead")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self.aead = AESGCM(key)
+        self._nonce_key: bytes | None = None
 
     @classmethod
     def of(cls, key: bytes) -> _DataKey:
-        return cls(AESGCM(key), hmac.new(key, _NONCE_CONTEXT, hashlib.sha256).digest())
+        return cls(key)
+
+    @property
+    def nonce_key(self) -> bytes:
+        if self._nonce_key is None:
+            self._nonce_key = hmac.new(self._key, _NONCE_CONTEXT, hashlib.sha256).digest()
+        return self._nonce_key
 
     def nonce(self, aad: bytes, plaintext: bytes) -> bytes:
         mac = hmac.new(self.nonce_key, aad, hashlib.sha256)
@@ -210,10 +224,19 @@ class Keyring:
     Not thread-safe. Keys created inside a store transaction are *pending*
     until ``commit()``; ``rollback()`` forgets them (their rows were rolled
     back), so a failed batch never leaves data sealed under a lost key.
+
+    Two caches, because sealing and opening differ in reach. Sealing (every
+    append) asks for any household of the city, so it keeps the 32 key bytes
+    of up to ``CACHE_LIMIT`` households (~180 B each: a million households in
+    ~180 MB) and builds the cipher per event (~2 µs), where an unwrap costs a
+    store lookup and a master-key decryption. Opening (pages, verify, exports)
+    keeps up to ``OPENING_CACHE_LIMIT`` built ciphers by key id (~2.5 KB each).
     """
 
-    #: Unwrapped keys kept per process; the cache is dropped whole when it reaches this size.
-    CACHE_LIMIT = 100_000
+    #: Households whose key bytes are kept for sealing; past it the older half is dropped.
+    CACHE_LIMIT = 2_000_000
+    #: Built ciphers kept for opening; the cache is dropped whole when it reaches this size.
+    OPENING_CACHE_LIMIT = 100_000
 
     def __init__(
         self, store: KeyStore, master_key_path: Path, *, synthetic_nonce: bool = False
@@ -223,7 +246,8 @@ class Keyring:
         self.synthetic_nonce = synthetic_nonce
         self._master: AESGCM | None = None
         self._master_id = ""
-        self._by_household: dict[str, tuple[str, _DataKey]] = {}
+        #: household_id → the key id (UTF-8) followed by the 32 key bytes, for sealing
+        self._sealing: dict[str, bytes] = {}
         self._by_kid: dict[str, tuple[str, _DataKey]] = {}
         self._missing: set[str] = set()  # kids with no key (erased or never existed)
         self._pending: list[tuple[str, str]] = []  # (household_id, kid) created, not committed
@@ -237,7 +261,7 @@ class Keyring:
             self._master, self._master_id = AESGCM(master), master_id_of(master)
         return self._master
 
-    def _unwrap(self, stored: StoredKey) -> _DataKey:
+    def _unwrap_bytes(self, stored: StoredKey) -> bytes:
         master = self._master_aead()
         if stored.master_id != self._master_id:
             raise KeyringError(
@@ -246,10 +270,12 @@ class Keyring:
             )
         nonce, body = stored.wrapped[:_NONCE_BYTES], stored.wrapped[_NONCE_BYTES:]
         try:
-            key = master.decrypt(nonce, body, _wrap_aad(stored.household_id, stored.kid))
+            return master.decrypt(nonce, body, _wrap_aad(stored.household_id, stored.kid))
         except InvalidTag as exc:
             raise KeyringError(f"wrapped key {stored.kid} failed authentication") from exc
-        return _DataKey.of(key)
+
+    def _unwrap(self, stored: StoredKey) -> _DataKey:
+        return _DataKey.of(self._unwrap_bytes(stored))
 
     def refresh(self) -> None:
         """Drop cached keys if any household was erased since (possibly by another process)."""
@@ -259,57 +285,66 @@ class Keyring:
             self._generation = generation
 
     def _clear(self) -> None:
-        self._by_household.clear()
+        self._sealing.clear()
         self._by_kid.clear()
         self._missing.clear()
 
-    def _cache(self, household_id: str, kid: str, key: _DataKey) -> None:
-        if len(self._by_kid) >= self.CACHE_LIMIT:
-            self._clear()
-        self._by_household[household_id] = (kid, key)
+    def _keep_for_sealing(self, household_id: str, kid: str, key: bytes) -> None:
+        sealing = self._sealing
+        if len(sealing) >= self.CACHE_LIMIT:
+            # the older half (insertion order): amortised O(1), and the recent half stays
+            for old in list(itertools.islice(sealing, len(sealing) // 2 or 1)):
+                del sealing[old]
+        sealing[household_id] = kid.encode() + key
+
+    def _keep_for_opening(self, household_id: str, kid: str, key: _DataKey) -> None:
+        if len(self._by_kid) >= self.OPENING_CACHE_LIMIT:
+            self._by_kid.clear()
         self._by_kid[kid] = (household_id, key)
 
     def forget(self, household_id: str) -> None:
-        """Drop one household's key from the cache (after erasing it)."""
-        entry = self._by_household.pop(household_id, None)
+        """Drop one household's key from the caches (after erasing it)."""
+        kids = [kid for kid, (owner, _) in self._by_kid.items() if owner == household_id]
+        entry = self._sealing.pop(household_id, None)
         if entry is not None:
-            self._by_kid.pop(entry[0], None)
-            self._missing.add(entry[0])
+            kids.append(entry[:-_KEY_BYTES].decode())
+        for kid in kids:
+            self._by_kid.pop(kid, None)
+            self._missing.add(kid)
 
     def _key_for_sealing(self, household_id: str) -> tuple[str, _DataKey] | None:
         """The household's key, created if it has none; None if the household was erased."""
-        cached = self._by_household.get(household_id)
+        cached = self._sealing.get(household_id)
         if cached is not None:
-            return cached
+            return cached[:-_KEY_BYTES].decode(), _DataKey.of(cached[-_KEY_BYTES:])
         stored = self.store.key_of_household(household_id)
         if stored is not None:
-            entry = (stored.kid, self._unwrap(stored))
+            kid, key = stored.kid, self._unwrap_bytes(stored)
         else:
             if self.store.is_erased(household_id):
                 return None
             master = self._master_aead()
             kid = secrets.token_hex(8)
-            data_key = AESGCM.generate_key(bit_length=256)
+            key = AESGCM.generate_key(bit_length=256)
             nonce = secrets.token_bytes(_NONCE_BYTES)
-            wrapped = nonce + master.encrypt(nonce, data_key, _wrap_aad(household_id, kid))
+            wrapped = nonce + master.encrypt(nonce, key, _wrap_aad(household_id, kid))
             self.store.store_key(StoredKey(household_id, kid, wrapped, self._master_id))
             # A standalone store shared by processes keeps the first key stored for a
             # household (a concurrent creator lost the race): seal under that one.
             winner = self.store.key_of_household(household_id)
             if winner is not None and winner.kid != kid:
-                entry = (winner.kid, self._unwrap(winner))
+                kid, key = winner.kid, self._unwrap_bytes(winner)
             else:
                 self._pending.append((household_id, kid))
-                entry = (kid, _DataKey.of(data_key))
-        self._cache(household_id, *entry)
-        return entry
+        self._keep_for_sealing(household_id, kid, key)
+        return kid, _DataKey.of(key)
 
     def commit(self) -> None:
         self._pending.clear()
 
     def rollback(self) -> None:
         for household_id, kid in self._pending:
-            self._by_household.pop(household_id, None)
+            self._sealing.pop(household_id, None)
             self._by_kid.pop(kid, None)
         self._pending.clear()
 
@@ -414,7 +449,7 @@ class Keyring:
             self._missing.add(kid)
             return None
         entry = (stored.household_id, self._unwrap(stored))
-        self._cache(stored.household_id, kid, entry[1])
+        self._keep_for_opening(stored.household_id, kid, entry[1])
         return entry
 
     def open_event(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

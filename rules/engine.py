@@ -116,7 +116,7 @@ class Engine:
         """
         event = decoded.event
         event_id = event.event_id
-        known = state.seen.get(event_id)
+        known = state.seen.add_if_new(event_id, decoded.fingerprint)
         if known is not None:
             if known == decoded.fingerprint:
                 return Outcome("duplicate")
@@ -130,7 +130,6 @@ class Engine:
         due = state.next_due
         if due is not None and due < at:
             self._fire(state, household_id, at, inclusive=False, out=records)
-        state.seen[event_id] = decoded.fingerprint
         kind = event.type
         if kind in _HOUSEHOLD_EVENTS:
             step = next_owner(state.owner, state.registered, kind, event.org_unit, event.data)

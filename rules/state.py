@@ -1,11 +1,11 @@
 """Per-household rule state, small enough to live in a Faust table.
 
 Everything the rules need about one household: which event ids were seen (for
-duplicates), timestamps of windowed signals, 'ever seen' flags, the open
-warnings in raise order, the ids of closed ones, pending deadlines, and where
-the household belongs (its owner, whether it is registered and with which
-flags, and the state of each cadence rule), what a reopening needs of each resolved
-warning, the household's referrals and its standing consent. It
+duplicates, 24 bytes an id: ``rules.seen``), timestamps of windowed signals, 'ever
+seen' flags, the open warnings in raise order, the ids of closed ones, pending
+deadlines, and where the household belongs (its owner, whether it is registered and
+with which flags, and the state of each cadence rule), what a reopening needs of each
+resolved warning, the household's referrals and its standing consent. It
 serializes to compact JSON (``to_bytes``/``from_bytes``) so the embedded log
 (SQLite) and the Kafka runtime (a table with a changelog) store the same bytes.
 """
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from rules.seen import SeenIds
 
 ESCALATION = "esc"
 RULE_DEADLINE = "rule"
@@ -167,7 +169,7 @@ class HouseholdState:
 
     def __init__(
         self,
-        seen: dict[str, str] | None = None,
+        seen: SeenIds | dict[str, str] | None = None,
         series: dict[str, list[int]] | None = None,
         flags: set[str] | None = None,
         open: dict[str, OpenWarning] | None = None,
@@ -181,7 +183,7 @@ class HouseholdState:
         referrals: dict[str, Referral] | None = None,
         consent: set[str] | None = None,
     ) -> None:
-        self.seen: dict[str, str] = {} if seen is None else seen
+        self.seen: SeenIds = seen if isinstance(seen, SeenIds) else SeenIds(seen)
         self._series = series or None
         self._flags = flags or None
         self._open = open or None
@@ -285,10 +287,12 @@ class HouseholdState:
     def to_bytes(self) -> bytes:
         # Key order and layout are the stored bytes' (SQLite, Kafka changelog): do not change.
         # Where the household belongs comes after, then what a reopening needs of resolved
-        # warnings ("x"), the referrals ("y") and the standing consent ("g"), each key
-        # only once it has a value, so states stored before them keep their bytes and load.
+        # warnings ("x"), the referrals ("y"), the standing consent ("g") and the seen ids
+        # held as records ("z", rules.seen), each key only once it has a value, so states
+        # stored before them keep their bytes and load.
+        seen = self.seen
         doc: dict[str, Any] = {
-            "s": self.seen,
+            "s": seen.other,
             "t": self._series or {},
             "f": sorted(self._flags or ()),
             "o": [w.to_list() for w in (self._open or {}).values()],
@@ -311,6 +315,9 @@ class HouseholdState:
             doc["y"] = {r: ref.to_list() for r, ref in self._referrals.items()}
         if self._consent:
             doc["g"] = sorted(self._consent)
+        packed = seen.packed()
+        if packed is not None:
+            doc["z"] = packed
         return orjson.dumps(doc)
 
     def __eq__(self, other: object) -> bool:
@@ -328,7 +335,8 @@ class HouseholdState:
     def from_bytes(cls, blob: bytes) -> HouseholdState:
         doc = orjson.loads(blob)
         flags, rows, closed, deadlines = doc["f"], doc["o"], doc["c"], doc["d"]
-        state = cls(seen=doc["s"], series=doc["t"], seq=doc["q"], owner=doc.get("w"))
+        state = cls(seen=SeenIds.stored(doc["s"], doc.get("z")), series=doc["t"], seq=doc["q"],
+                    owner=doc.get("w"))
         registered = doc.get("r")
         if registered is not None:
             state.household_flags = frozenset(registered)

@@ -46,11 +46,12 @@ from projections.warehouse.sqlbase import SqlWarehouse, sql_string
 class ChdbWarehouse(SqlWarehouse):
     """Warehouse on a chdb data directory (``path=None``: in memory, for tests)."""
 
-    #: Directory keys remembered as written. chdb runs inside the processor, whose
-    #: memory budget this set shares: at 1M households the default (2**20 keys,
-    #: ~110 MB) was a tenth of the process. Forgetting a key only re-sends its
-    #: row in the insert the batch makes anyway (ReplacingMergeTree, read FINAL).
-    DIRECTORY_CACHE_LIMIT = 1 << 17
+    #: Slots of the table of directory keys remembered as written (``WrittenKeys``).
+    #: chdb runs inside the processor, whose memory budget the table shares: 2**22
+    #: slots are 32 MB, enough for a million households with ~3% of them re-sent (a
+    #: set of key strings bounded to 2**17 keys re-sent nearly every household's row).
+    #: Forgetting a key only re-sends its row (ReplacingMergeTree, read FINAL).
+    DIRECTORY_CACHE_LIMIT = 1 << 22
 
     def __init__(self, path: Path | None, pseudonym_secret: bytes) -> None:
         super().__init__(pseudonym_secret)

@@ -29,6 +29,7 @@ from projections.warehouse.rows import (
     sql_string,
     transition_table,
 )
+from projections.warehouse.written_keys import WrittenKeys
 
 
 def arrow_to_result(table: pa.Table) -> QueryResult:
@@ -43,8 +44,9 @@ def arrow_to_result(table: pa.Table) -> QueryResult:
 class SqlWarehouse(ABC):
     """A Warehouse whose subclasses supply ``_execute``, ``_insert`` and ``_select``."""
 
-    #: Directory keys remembered as written (bounded; forgetting only costs a re-send).
-    DIRECTORY_CACHE_LIMIT = 1 << 20
+    #: Slots of the table of directory keys remembered as written (``WrittenKeys``: 8 B
+    #: each, grown as households come; forgetting a key only costs a re-send).
+    DIRECTORY_CACHE_LIMIT = 1 << 23
     #: Tables with fewer rows than this are merged whole by ``compact``: a bounded cost
     #: (under a second a table), and their reads stay on one part.
     COMPACT_WHOLE_BELOW_ROWS = 200_000
@@ -56,7 +58,7 @@ class SqlWarehouse(ABC):
 
     def __init__(self, pseudonym_secret: bytes) -> None:
         self._key_of = Pseudonymizer(pseudonym_secret)
-        self._directory_written: set[str] = set()
+        self._directory_written = WrittenKeys(self.DIRECTORY_CACHE_LIMIT)
 
     @abstractmethod
     def _execute(self, sql: str) -> None:
@@ -270,7 +272,8 @@ class SqlWarehouse(ABC):
         """Directory rows for households this process has not written yet.
 
         Re-sending a known row is harmless (ReplacingMergeTree) but costs an
-        insert per batch; the cache makes steady-state batches skip it. It is
+        insert per batch; the cache (``WrittenKeys``) makes steady-state batches
+        skip it, for a city's households too. It is
         cleared on reset, and an erased key is forgotten, so a later event of
         that household writes its row again — erasure that must survive new
         events has to be enforced before events reach the warehouse.
@@ -280,8 +283,6 @@ class SqlWarehouse(ABC):
         if not new:
             return
         self._insert(schema.DIRECTORY, directory_table(new))
-        if len(written) + len(new) > self.DIRECTORY_CACHE_LIMIT:
-            written.clear()
         written.update(new)
 
     def _known_raises(self, warning_ids: set[str]) -> dict[str, RaiseInfo]:

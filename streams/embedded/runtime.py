@@ -76,6 +76,12 @@ class EmbeddedRuntime:
         #: to fold: rounds of four batches make a quarter of the statements and parts
         #: that rounds of one did. A round's memory grows with its rows.
         self.project_rows = batch_size * 4
+        #: Input lines per publishing transaction. Every append inserts into the log's
+        #: unique index of event ids, one random leaf page each: a larger transaction
+        #: writes (to the WAL) and fsyncs the pages it shares once, not once per batch
+        #: (1M events: -15% CPU against 5,000). A crash loses only the uncommitted
+        #: lines, which publishing the file again accepts (the rest are duplicates).
+        self.publish_lines = batch_size * 4
         #: Rows projected in one run past which the warehouse is compacted afterwards.
         self.compact_after_rows = COMPACT_AFTER_ROWS
         self._open_warehouse = open_warehouse
@@ -109,7 +115,7 @@ class EmbeddedRuntime:
     def publish(
         self, lines: Iterable[bytes | str], source: str, progress: Progress | None = None
     ) -> PublishCounts:
-        return self.log.publish(lines, source, batch_size=self.batch_size, on_batch=progress)
+        return self.log.publish(lines, source, batch_size=self.publish_lines, on_batch=progress)
 
     def process(
         self, clock: Clock, progress: Progress | None = None, project: bool = True

@@ -26,6 +26,9 @@ CONFLICT = "event_id: already in the log with different content (conflict)"
 ReadAhead = Callable[[Iterable[str]], AbstractContextManager[None]]
 #: Batches between two checks of whether keys are worth reading ahead (a ``COUNT``).
 READ_AHEAD_CHECK_EVERY = 20
+#: Appended events handed to ``on_append`` at a time inside a transaction (it folds them
+#: in log order, so the hand-over size changes nothing but the memory held meanwhile).
+APPEND_HANDOVER = 5000
 
 
 class SqliteEvents:
@@ -153,7 +156,11 @@ class SqliteEvents:
         )
         if cursor.rowcount == 1:
             counts.accepted += 1
-            self._appended.append(item)
+            appended = self._appended
+            appended.append(item)
+            if len(appended) >= APPEND_HANDOVER and self.on_append is not None:
+                self.on_append(appended)
+                self._appended = []
             return "accepted"
         known = self.db.execute(
             "SELECT fingerprint FROM events WHERE event_id = ?", (item.event_id,)

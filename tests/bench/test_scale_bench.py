@@ -51,3 +51,17 @@ def test_jiahe_bench_scale_prints_a_table_and_writes_json(tmp_path: Path) -> Non
 def test_a_failing_step_names_the_command() -> None:
     with pytest.raises(RuntimeError, match="publish /nonexistent/stream.jsonl exited 2"):
         scale._jiahe(Path("/tmp/jiahe-scale-test-home"), ["publish", "/nonexistent/stream.jsonl"])
+
+
+def test_a_kept_workdir_reuses_its_stream_and_starts_each_run_on_a_fresh_home(
+    tmp_path: Path,
+) -> None:
+    first = scale.run_size(300, tmp_path)
+    stream = tmp_path / "scale-300" / "stream.jsonl"
+    written = stream.stat().st_mtime_ns
+    again = scale.run_size(300, tmp_path)
+
+    assert first["sample_s"] is not None and again["sample_s"] is None  # not sampled again
+    assert stream.stat().st_mtime_ns == written
+    # a fresh home each time: the second publish accepts what the first did, not duplicates
+    assert again["accepted"] == first["accepted"]

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy.pseudonym import Pseudonymizer, erased_label, household_key
 
@@ -33,3 +35,13 @@ def test_empty_secret_is_refused() -> None:
 
 def test_erased_label() -> None:
     assert erased_label("0123456789abcdef") == "erased:0123456789abcdef"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=200), st.text(max_size=60))
+def test_the_memoised_pseudonymizer_computes_exactly_household_key(
+    secret: bytes, household_id: str
+) -> None:
+    """Its precomputed HMAC states give the very key ``household_key`` defines (any secret
+    length: longer than a SHA-256 block, the secret is hashed first)."""
+    assert Pseudonymizer(secret)(household_id) == household_key(secret, household_id)

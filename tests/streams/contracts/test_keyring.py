@@ -128,6 +128,32 @@ class KeyringContract(ABC):
         assert opened["data"]["notes"] == UNREADABLE
         assert [(p.event_id, p.field) for p in problems] == [(moved["event_id"], "notes")]
 
+    def test_past_its_cache_limit_a_keyring_still_seals_each_household_under_its_own_key(
+        self, home: Home
+    ) -> None:
+        """The sealing cache drops its older half when full; a dropped key is read again."""
+        keyring = home.open()
+        keyring.CACHE_LIMIT = 4
+        households = [f"hh-{n}" for n in range(10)]
+        first = {h: keyring.seal_event(event(h, f"{h}-a"))["data"]["notes"]["kid"]
+                 for h in households}
+        keyring.commit()
+        assert len(set(first.values())) == 10 and len(keyring._sealing) <= 4
+        again = {h: keyring.seal_event(event(h, f"{h}-b"))["data"]["notes"]["kid"]
+                 for h in households}
+        keyring.commit()
+        assert again == first and keyring.store.key_count() == 10
+        reader = home.open()
+        for h in households:
+            opened, problems = reader.open_event(keyring.seal_event(event(h, f"{h}-c")))
+            assert opened["data"]["notes"] == SECRET and problems == []
+
+    def test_a_key_created_in_a_rolled_back_batch_is_not_kept(self, home: Home) -> None:
+        keyring = home.open()
+        keyring.seal_event(event("hh-1", "a"))
+        keyring.rollback()
+        assert "hh-1" not in keyring._sealing and keyring._by_kid == {}
+
 
 class TestEmbeddedLogKeyring(KeyringContract):
     def make_home(self, path: Path) -> Home:

@@ -18,6 +18,7 @@ import pytest
 
 from events.codec import Decoded, decode
 from rules.ownership import NEVER_SEEN, Standing, next_owner
+from streams.embedded import sqlite_events
 from streams.embedded.log import SqliteLog
 from streams.ports import OwnerDirectory
 from tests.helpers import envelope, line, visit
@@ -150,3 +151,29 @@ def test_one_append_mixing_placements_and_moves_folds_in_order(log: SqliteLog) -
     assert {h: log.standing_of(h) for h in expected} == expected
     assert expected == {"hh-m": Standing(C, False), "hh-n": Standing(B, True),
                         "hh-o": Standing(A, True)}
+
+
+@pytest.mark.parametrize("handover", [1, 7, 5000])
+def test_a_publishing_transaction_folds_in_log_order_whatever_it_hands_over_at_a_time(
+    log: SqliteLog, monkeypatch: pytest.MonkeyPatch, handover: int
+) -> None:
+    """A large transaction hands its appended events to the fold in runs, in log order."""
+    monkeypatch.setattr(sqlite_events, "APPEND_HANDOVER", handover)
+    orgs = [A, B, C]
+    lines = []
+    for n in range(120):
+        household, org = f"hh-{n % 11}", orgs[n % 3]
+        at = f"2026-03-{1 + n % 28:02d}T08:{n % 60:02d}:00Z"
+        if n % 5 == 0:
+            lines.append(line(envelope("household.registered", household, at, {"flags": []},
+                                       org)))
+        elif n % 7 == 0:
+            lines.append(line(envelope("household.transferred", household, at,
+                                       {"to_org_unit": orgs[(n + 1) % 3], "reason": "moved"},
+                                       org)))
+        else:
+            lines.append(visit(household, at, [], org=org))
+    counts = log.publish(lines, "test", batch_size=len(lines))  # one transaction
+    assert counts.accepted == len(lines)
+    expected = reference(log)
+    assert {h: log.standing_of(h) for h in expected} == expected
