@@ -151,10 +151,6 @@ class _DataKey:
         self.aead = AESGCM(key)
         self._nonce_key: bytes | None = None
 
-    @classmethod
-    def of(cls, key: bytes) -> _DataKey:
-        return cls(key)
-
     @property
     def nonce_key(self) -> bytes:
         if self._nonce_key is None:
@@ -275,7 +271,7 @@ class Keyring:
             raise KeyringError(f"wrapped key {stored.kid} failed authentication") from exc
 
     def _unwrap(self, stored: StoredKey) -> _DataKey:
-        return _DataKey.of(self._unwrap_bytes(stored))
+        return _DataKey(self._unwrap_bytes(stored))
 
     def refresh(self) -> None:
         """Drop cached keys if any household was erased since (possibly by another process)."""
@@ -316,7 +312,7 @@ class Keyring:
         """The household's key, created if it has none; None if the household was erased."""
         cached = self._sealing.get(household_id)
         if cached is not None:
-            return cached[:-_KEY_BYTES].decode(), _DataKey.of(cached[-_KEY_BYTES:])
+            return cached[:-_KEY_BYTES].decode(), _DataKey(cached[-_KEY_BYTES:])
         stored = self.store.key_of_household(household_id)
         if stored is not None:
             kid, key = stored.kid, self._unwrap_bytes(stored)
@@ -337,7 +333,7 @@ class Keyring:
             else:
                 self._pending.append((household_id, kid))
         self._keep_for_sealing(household_id, kid, key)
-        return kid, _DataKey.of(key)
+        return kid, _DataKey(key)
 
     def commit(self) -> None:
         self._pending.clear()

@@ -105,13 +105,17 @@ class SeenIds:
             start = records.find(raw, start + 1)
         return start
 
-    def get(self, event_id: str, default: str | None = None) -> str | None:
-        raw = _packed_id(event_id)
+    def _known(self, raw: bytes | None, event_id: str) -> str | None:
+        """The fingerprint seen for ``event_id`` (``raw``: its packed form, if it has one)."""
         if raw is not None and self._records:
             at = self._find(raw)
             if at != -1:
                 return self._records[at + _ID_BYTES : at + RECORD_BYTES].hex()
-        return self._other.get(event_id, default)
+        return self._other.get(event_id)
+
+    def get(self, event_id: str, default: str | None = None) -> str | None:
+        known = self._known(_packed_id(event_id), event_id)
+        return default if known is None else known
 
     def add_if_new(self, event_id: str, fingerprint: str) -> str | None:
         """The fingerprint already seen for ``event_id``; else record this one and say None.
@@ -120,26 +124,14 @@ class SeenIds:
         the engine's question for every event.
         """
         raw = _packed_id(event_id)
-        other = self._other
-        if raw is not None:
-            records = self._records
-            if records:
-                at = self._find(raw)
-                if at != -1:
-                    return records[at + _ID_BYTES : at + RECORD_BYTES].hex()
-            if other:
-                known = other.get(event_id)
-                if known is not None:
-                    return known
-            packed = _packed_fingerprint(fingerprint)
-            if packed is not None:
-                records += raw + packed
-                return None
+        known = self._known(raw, event_id)
+        if known is not None:
+            return known
+        packed = None if raw is None else _packed_fingerprint(fingerprint)
+        if raw is not None and packed is not None:
+            self._records += raw + packed
         else:
-            known = other.get(event_id)
-            if known is not None:
-                return known
-        other[event_id] = fingerprint
+            self._other[event_id] = fingerprint
         return None
 
     def __getitem__(self, event_id: str) -> str:
