@@ -28,6 +28,8 @@ from rules.engine import Engine
 from rules.pack import DEFAULT_PACK_PATH, load_pack
 from streams.embedded.log import SqliteLog
 from streams.embedded.runtime import (
+    BARE_BATCH_SIZE,
+    BATCH_SIZE,
     LOG_FILE,
     WAREHOUSE_DIR,
     EmbeddedRuntime,
@@ -63,23 +65,27 @@ def bootstrap_embedded(
     pack: Path | None = None,
     log: SqliteLog | None = None,
     warehouse: WarehouseFactory | None = None,
-    batch_size: int = 5000,
+    batch_size: int | None = None,
     flush_rows: int | None = None,
 ) -> EmbeddedRuntime:
     """The embedded runtime of ``home``.
 
     Defaults: the log ``HOME/log.sqlite3``, a chdb warehouse in ``HOME/warehouse``
-    (opened on first use), the built-in rule pack. The pack is read first, so that a
-    bad pack leaves no log open behind it.
+    (opened on first use), the built-in rule pack, batches of ``BATCH_SIZE`` events
+    (``BARE_BATCH_SIZE`` when processing projects nothing inline). A ``batch_size``
+    given is every batch's size. The pack is read first, so that a bad pack leaves
+    no log open behind it.
     """
-    engine = Engine(load_pack(pack or DEFAULT_PACK_PATH))
+    # The log refuses a repeated event_id at publish: its processor keeps no seen ids.
+    engine = Engine(load_pack(pack or DEFAULT_PACK_PATH), unique_ids=True)
     home.mkdir(parents=True, exist_ok=True)
     return EmbeddedRuntime(
         home,
         log if log is not None else SqliteLog(home / LOG_FILE),
         engine,
         warehouse if warehouse is not None else chdb_warehouse(home / WAREHOUSE_DIR),
-        batch_size=batch_size,
+        batch_size=BATCH_SIZE if batch_size is None else batch_size,
+        bare_batch_size=BARE_BATCH_SIZE if batch_size is None else batch_size,
         flush_rows=flush_rows,
     )
 

@@ -9,6 +9,7 @@ tables are only ever added (``CREATE TABLE IF NOT EXISTS``) or migrated in place
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -218,8 +219,14 @@ def relaxed_sync(db: sqlite3.Connection) -> Iterator[None]:
 
 
 #: WAL pages past which a commit copies the WAL back into the database, for long runs
-#: of large commits (SQLite's default, restored after them: 1000).
-BULK_WAL_PAGES = 20_000
+#: of large commits (SQLite's default, restored after them: 1000). At a city's history
+#: (10M events, 1M households) a state or index page is rewritten by many batches
+#: between two checkpoints and copied back once: -10% wall for publishing and
+#: processing against 20,000 pages (BENCHMARKS.md), at up to ~800 MB of WAL meanwhile.
+BULK_WAL_PAGES = 200_000
+#: WAL bytes left on disk after a run of large commits: past this, the run ends with
+#: a checkpoint that truncates the WAL (skipped while another connection reads it).
+KEPT_WAL_BYTES = 64 * 1024 * 1024
 
 
 @contextmanager
@@ -236,3 +243,31 @@ def fewer_checkpoints(db: sqlite3.Connection) -> Iterator[None]:
         yield
     finally:
         db.execute("PRAGMA wal_autocheckpoint=1000")
+        if not db.in_transaction and wal_bytes(db) > KEPT_WAL_BYTES:
+            truncate_wal(db)
+
+
+def wal_bytes(db: sqlite3.Connection) -> int:
+    """The size of the main database's WAL file (0: none, or an in-memory database)."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    try:
+        return os.path.getsize(f"{path}-wal") if path else 0
+    except FileNotFoundError:
+        return 0
+
+
+def truncate_wal(db: sqlite3.Connection) -> bool:
+    """Copy the WAL back into the database and truncate it, without waiting.
+
+    False when another connection is reading or writing (the WAL then stays as it
+    is and is reused from its start once a later checkpoint completes).
+    """
+    timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
+    db.execute("PRAGMA busy_timeout=0")
+    try:
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.OperationalError:  # locked by another connection
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout={int(timeout)}")
+    return bool(busy == 0)

@@ -151,3 +151,21 @@ def test_an_invalid_line_is_counted_as_rejected_and_processing_goes_on():
     rp, records = replay(["{", '{"type": "nope"}', visit("h1", T0, ["injury_observed"])])
     assert (rp.counts.received, rp.counts.rejected, rp.counts.processed) == (3, 2, 1)
     assert len(records) == 1
+
+
+def test_an_engine_behind_a_log_of_unique_ids_keeps_no_seen_ids_and_decides_the_same():
+    """``unique_ids``: the log in front refuses repeats, so the state holds only what the
+    rules need, and every record is the one the checking engine writes."""
+    lines = [visit("h1", T0, ["injury_observed"]), petition("h1", T0 + DAY),
+             gap("h1", T0 + 2 * DAY), petition("h1", T0 + 3 * DAY)]
+    pack = load_pack()
+    checking, trusting = Engine(pack), Engine(pack, unique_ids=True)
+    kept, lean = HouseholdState(), HouseholdState()
+    for event_line in lines:
+        decoded = decode(event_line)
+        assert isinstance(decoded, Decoded)
+        assert (checking.apply(kept, decoded).records
+                == trusting.apply(lean, decoded).records)
+    assert len(kept.seen) == len(lines)
+    assert len(lean.seen) == 0 and b'"z"' not in lean.to_bytes()
+    assert len(lean.to_bytes()) < len(kept.to_bytes())

@@ -17,7 +17,7 @@ from rules.pack import load_pack
 from rules.replay import Replay
 from streams.clock import EventTimeClock
 from streams.embedded.processor import EmbeddedProcessor
-from streams.embedded.runtime import EmbeddedRuntime
+from streams.embedded.runtime import BARE_BATCH_SIZE, BATCH_SIZE, EmbeddedRuntime
 from tests.corpus.bad_inputs import CORPUS
 from tests.helpers import T0
 from tests.rules.after_alert import after_alert_story
@@ -175,6 +175,45 @@ def test_a_crash_mid_batch_resumes_exactly_where_the_last_commit_left_off(
     monkeypatch.setattr(runtime.log, "append_lifecycle", original)
     EmbeddedProcessor(runtime.log, runtime.engine, batch_size=500).run(EventTimeClock(AS_OF))
     assert log_records(runtime) == replay_records(sample_stream, AS_OF)
+
+
+def test_the_log_settles_duplicates_so_stored_states_keep_no_event_ids(
+    tmp_path: Path, sample_stream: Path
+) -> None:
+    """A repeated id is counted (or dead-lettered) when published and never reaches the
+    processor, whose engine then keeps no seen ids; the records are still Replay's,
+    which checks every id itself."""
+    rt = bootstrap_embedded(tmp_path / "home")
+    try:
+        published = rt.publish(sample_stream.read_bytes().splitlines(), "test")
+        assert published.duplicates > 0
+        report = rt.process(EventTimeClock(AS_OF), project=False)
+        assert report.counts.duplicates == 0 and report.counts.processed == published.accepted
+        states = [orjson.loads(blob) for (blob,) in
+                  rt.log.db.execute("SELECT state FROM household_state")]
+        assert states and all(state["s"] == {} and "z" not in state for state in states)
+        assert log_records(rt) == replay_records(sample_stream, AS_OF)
+    finally:
+        rt.close()
+
+
+def test_by_default_processing_without_a_warehouse_commits_larger_batches(
+    tmp_path: Path, sample_stream: Path
+) -> None:
+    """No warehouse insert is held in memory then; a batch size given is every batch's."""
+    lines = sample_stream.read_bytes().splitlines()
+    assert BATCH_SIZE < len(lines) < BARE_BATCH_SIZE
+    default = bootstrap_embedded(tmp_path / "default")
+    pinned = bootstrap_embedded(tmp_path / "pinned", batch_size=2_000)
+    try:
+        for rt in (default, pinned):
+            rt.publish(lines, "test")
+        assert default.process(EventTimeClock(AS_OF), project=False).batches == 1
+        assert pinned.process(EventTimeClock(AS_OF), project=False).batches == 3
+        assert log_records(default) == log_records(pinned)
+    finally:
+        default.close()
+        pinned.close()
 
 
 def test_processing_in_several_runs_as_the_log_grows_equals_one_pass(
