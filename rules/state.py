@@ -1,7 +1,8 @@
 """Per-household rule state, small enough to live in a Faust table.
 
 Everything the rules need about one household: which event ids were seen (for
-duplicates, 24 bytes an id: ``rules.seen``), timestamps of windowed signals, 'ever
+duplicates, 24 bytes an id: ``rules.seen``; none behind a log that refuses repeated
+ids, ``Engine(unique_ids=True)``), timestamps of windowed signals, 'ever
 seen' flags, the open warnings in raise order, the ids of closed ones, pending
 deadlines, and where the household belongs (its owner, whether it is registered and
 with which flags, and the state of each cadence rule), what a reopening needs of each
