@@ -28,8 +28,6 @@ from rules.engine import Engine
 from rules.pack import DEFAULT_PACK_PATH, load_pack
 from streams.embedded.log import SqliteLog
 from streams.embedded.runtime import (
-    BARE_BATCH_SIZE,
-    BATCH_SIZE,
     LOG_FILE,
     WAREHOUSE_DIR,
     EmbeddedRuntime,
@@ -71,10 +69,9 @@ def bootstrap_embedded(
     """The embedded runtime of ``home``.
 
     Defaults: the log ``HOME/log.sqlite3``, a chdb warehouse in ``HOME/warehouse``
-    (opened on first use), the built-in rule pack, batches of ``BATCH_SIZE`` events
-    (``BARE_BATCH_SIZE`` when processing projects nothing inline). A ``batch_size``
-    given is every batch's size. The pack is read first, so that a bad pack leaves
-    no log open behind it.
+    (opened on first use), the built-in rule pack, the runtime's batch sizes
+    (``EmbeddedRuntime``; a ``batch_size`` given is every batch's size). The pack is
+    read first, so that a bad pack leaves no log open behind it.
     """
     # The log refuses a repeated event_id at publish: its processor keeps no seen ids.
     engine = Engine(load_pack(pack or DEFAULT_PACK_PATH), unique_ids=True)
@@ -84,8 +81,7 @@ def bootstrap_embedded(
         log if log is not None else SqliteLog(home / LOG_FILE),
         engine,
         warehouse if warehouse is not None else chdb_warehouse(home / WAREHOUSE_DIR),
-        batch_size=BATCH_SIZE if batch_size is None else batch_size,
-        bare_batch_size=BARE_BATCH_SIZE if batch_size is None else batch_size,
+        batch_size=batch_size,
         flush_rows=flush_rows,
     )
 

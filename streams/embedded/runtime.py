@@ -67,33 +67,34 @@ class EmbeddedRuntime:
         log: SqliteLog,
         engine: Engine,
         open_warehouse: WarehouseFactory,
-        batch_size: int = BATCH_SIZE,
+        batch_size: int | None = None,
         flush_rows: int | None = None,
-        bare_batch_size: int | None = None,
     ) -> None:
         self.home = home
         self.log = log
         self.engine = engine
-        self.batch_size = batch_size
+        #: Events per batch; a ``batch_size`` given is every batch's size (tests pin it).
+        self.batch_size = BATCH_SIZE if batch_size is None else batch_size
         #: Events per processor commit when nothing is projected inline (``--no-project``).
         #: With no warehouse insert held in memory, a batch can be larger: each commit
         #: rewrites a random page of the state table per household it touches, and at a
-        #: city's million households a larger batch shares more of them (10M-event
-        #: history: -15% wall against 5,000, +25 MB RSS; BENCHMARKS.md).
-        self.bare_batch_size = batch_size if bare_batch_size is None else bare_batch_size
+        #: city's million households a larger batch shares more of them (first 3M events of
+        #: the 10M-event sample: -8% CPU against 5,000, -15% wall with
+        #: ``BULK_WAL_PAGES`` together, +25 MB RSS; BENCHMARKS.md).
+        self.bare_batch_size = BARE_BATCH_SIZE if batch_size is None else batch_size
         self.flush_rows = flush_rows
         #: Rows read, inserted and checkpointed per round when the warehouse catches up
         #: with the log (a rebuild: all of it). Each round is an insert statement per
         #: table it feeds (~20 ms each in chdb) and a new part of each, for the merges
         #: to fold: rounds of four batches make a quarter of the statements and parts
         #: that rounds of one did. A round's memory grows with its rows.
-        self.project_rows = batch_size * 4
+        self.project_rows = self.batch_size * 4
         #: Input lines per publishing transaction. Every append inserts into the log's
         #: unique index of event ids, one random leaf page each: a larger transaction
         #: writes (to the WAL) and fsyncs the pages it shares once, not once per batch
         #: (1M events: -15% CPU against 5,000). A crash loses only the uncommitted
         #: lines, which publishing the file again accepts (the rest are duplicates).
-        self.publish_lines = batch_size * 4
+        self.publish_lines = self.batch_size * 4
         #: Rows projected in one run past which the warehouse is compacted afterwards.
         self.compact_after_rows = COMPACT_AFTER_ROWS
         self._open_warehouse = open_warehouse

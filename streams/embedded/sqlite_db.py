@@ -221,8 +221,9 @@ def relaxed_sync(db: sqlite3.Connection) -> Iterator[None]:
 #: WAL pages past which a commit copies the WAL back into the database, for long runs
 #: of large commits (SQLite's default, restored after them: 1000). At a city's history
 #: (10M events, 1M households) a state or index page is rewritten by many batches
-#: between two checkpoints and copied back once: -10% wall for publishing and
-#: processing against 20,000 pages (BENCHMARKS.md), at up to ~800 MB of WAL meanwhile.
+#: between two checkpoints and copied back once (first 3M events of the 10M-event
+#: sample against 20,000 pages: processing -5% CPU, BENCHMARKS.md), at up to ~800 MB
+#: of WAL meanwhile.
 BULK_WAL_PAGES = 200_000
 #: WAL bytes left on disk after a run of large commits: past this, the run ends with
 #: a checkpoint that truncates the WAL (skipped while another connection reads it).
