@@ -75,11 +75,22 @@ def wait_for_service_worker(page: Page) -> None:
     """The worker has cached the shell and controls the page (clients.claim)."""
     # Polled from here, not by wait_for_function: its polling evaluates a string in the
     # page, which the page's CSP (no 'unsafe-eval') refuses whenever it must poll.
-    deadline = time.monotonic() + 15
+    # Installing fetches the nine shell files, which on a loaded two-core machine has
+    # taken longer than 15 s; a minute leaves room, and a failure says how far it got.
+    deadline = time.monotonic() + 60
     while not page.evaluate("navigator.serviceWorker.controller !== null"):
-        assert time.monotonic() < deadline, "the service worker never took control"
+        assert time.monotonic() < deadline, (
+            "the service worker never took control: " + service_worker_state(page))
         page.wait_for_timeout(100)
     assert page.evaluate("caches.has('jiahe-field-v1')")
+
+
+def service_worker_state(page: Page) -> str:
+    """Where the registration stands (installing, waiting, active), for a failure message."""
+    return str(page.evaluate(
+        "navigator.serviceWorker.getRegistration('/field/').then((r) => r === undefined"
+        " ? 'not registered' : JSON.stringify({installing: r.installing?.state ?? null,"
+        " waiting: r.waiting?.state ?? null, active: r.active?.state ?? null}))"))
 
 
 def outbox_records(page: Page) -> list[dict[str, Any]]:
