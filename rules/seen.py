@@ -10,6 +10,12 @@ the UUID, then the 8 of the fingerprint. Anything else (ids written by hand in a
 test, a state stored before this format) stays in a plain ``dict``, so the mapping is
 exact for every id and fingerprint.
 
+A state with no records yet (a new household, every state of a replay, which never
+stores them) keeps the ids it sees in a plain dict and packs them when it is stored
+(``other``/``packed``): a dict look-up per event instead of a conversion to bytes and
+a search. A state that has records packs each new id as it comes, as before. Either
+way the records are in the order the ids were seen, so the stored bytes are the same.
+
 Stored form (``rules.state``): the dict under ``"s"`` as before, the records under
 ``"z"`` as standard base64, only once there is one. A state stored before ``"z"``
 existed loads with its ids in the dict and re-encodes to the very same bytes; the
@@ -62,7 +68,7 @@ def _unpacked_id(raw: bytes) -> str:
 class SeenIds:
     """``event_id`` → fingerprint (hex), as a mapping; records packed where they can be."""
 
-    __slots__ = ("_other", "_records")
+    __slots__ = ("_fresh", "_other", "_records")
 
     def __init__(self, other: dict[str, str] | None = None, records: bytes = b"") -> None:
         if len(records) % RECORD_BYTES:
@@ -70,6 +76,9 @@ class SeenIds:
         #: ids that are not canonical UUIDs, or whose fingerprint is not 16 hex digits
         self._other: dict[str, str] = {} if other is None else other
         self._records = bytearray(records)
+        #: ids seen while there were no records, in the order seen; packed by ``_settle``
+        #: (so never entries here and records at once)
+        self._fresh: dict[str, str] = {}
 
     # -- the stored form -------------------------------------------------------------------
 
@@ -87,13 +96,31 @@ class SeenIds:
     @property
     def other(self) -> dict[str, str]:
         """What is stored under ``"s"``: the ids not held as records."""
+        self._settle()
         return self._other
 
     def packed(self) -> str | None:
         """What is stored under ``"z"`` (None: no record yet)."""
+        self._settle()
         if not self._records:
             return None
         return binascii.b2a_base64(self._records, newline=False).decode("ascii")
+
+    def _settle(self) -> None:
+        """Pack the ids seen while there were no records (in the dict, those that do not)."""
+        if not self._fresh:
+            return
+        for event_id, fingerprint in self._fresh.items():
+            self._append(event_id, _packed_id(event_id), fingerprint)
+        self._fresh.clear()
+
+    def _append(self, event_id: str, raw: bytes | None, fingerprint: str) -> None:
+        """Hold a new id: as a record when it packs (``raw``: its 16 bytes), else in the dict."""
+        packed = None if raw is None else _packed_fingerprint(fingerprint)
+        if raw is not None and packed is not None:
+            self._records += raw + packed
+        else:
+            self._other[event_id] = fingerprint
 
     # -- the mapping -----------------------------------------------------------------------
 
@@ -105,8 +132,8 @@ class SeenIds:
             start = records.find(raw, start + 1)
         return start
 
-    def _known(self, raw: bytes | None, event_id: str) -> str | None:
-        """The fingerprint seen for ``event_id`` (``raw``: its packed form, if it has one)."""
+    def _held(self, event_id: str, raw: bytes | None) -> str | None:
+        """The fingerprint among the records (``raw``: the id packed) and the dict."""
         if raw is not None and self._records:
             at = self._find(raw)
             if at != -1:
@@ -114,25 +141,29 @@ class SeenIds:
         return self._other.get(event_id)
 
     def get(self, event_id: str, default: str | None = None) -> str | None:
-        known = self._known(_packed_id(event_id), event_id)
+        known = self._fresh.get(event_id)
+        if known is None:
+            known = self._held(event_id, _packed_id(event_id) if self._records else None)
         return default if known is None else known
 
     def add_if_new(self, event_id: str, fingerprint: str) -> str | None:
         """The fingerprint already seen for ``event_id``; else record this one and say None.
 
-        ``get`` then ``self[event_id] = fingerprint``, with one conversion of the id:
-        the engine's question for every event.
+        ``get`` then ``self[event_id] = fingerprint``: the engine's question for every
+        event. Without records yet, it is answered from the dicts alone.
         """
-        raw = _packed_id(event_id)
-        known = self._known(raw, event_id)
-        if known is not None:
+        if self._records:  # then nothing is fresh: pack the id once, search, append
+            raw = _packed_id(event_id)
+            known = self._held(event_id, raw)
+            if known is None:
+                self._append(event_id, raw, fingerprint)
             return known
-        packed = None if raw is None else _packed_fingerprint(fingerprint)
-        if raw is not None and packed is not None:
-            self._records += raw + packed
-        else:
-            self._other[event_id] = fingerprint
-        return None
+        known = self._fresh.get(event_id)
+        if known is None and self._other:
+            known = self._other.get(event_id)
+        if known is None:
+            self._fresh[event_id] = fingerprint
+        return known
 
     def __getitem__(self, event_id: str) -> str:
         found = self.get(event_id)
@@ -141,6 +172,7 @@ class SeenIds:
         return found
 
     def __setitem__(self, event_id: str, fingerprint: str) -> None:
+        self._settle()
         raw = _packed_id(event_id)
         packed = None if raw is None else _packed_fingerprint(fingerprint)
         at = self._find(raw) if raw is not None and self._records else -1
@@ -160,10 +192,11 @@ class SeenIds:
         return isinstance(event_id, str) and self.get(event_id) is not None
 
     def __len__(self) -> int:
-        return len(self._other) + len(self._records) // RECORD_BYTES
+        return len(self._other) + len(self._fresh) + len(self._records) // RECORD_BYTES
 
     def __iter__(self) -> Iterator[str]:
         yield from self._other
+        yield from self._fresh
         records = bytes(self._records)
         for at in range(0, len(records), RECORD_BYTES):
             yield _unpacked_id(records[at : at + _ID_BYTES])

@@ -26,19 +26,23 @@ fingerprints = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.one_of(canonical_ids, odd_ids, few_ids), fingerprints),
-                max_size=40), st.lists(st.booleans(), min_size=40, max_size=40))
+                max_size=40),
+       st.lists(st.sampled_from(["write", "ask", "ask, then store"]), min_size=40,
+                max_size=40))
 def test_it_answers_exactly_what_a_dict_answers(
-    writes: list[tuple[str, str]], engine_style: list[bool]
+    writes: list[tuple[str, str]], how: list[str]
 ) -> None:
-    """Written as a mapping, or as the engine asks (``add_if_new``): a dict's answers."""
+    """Written as a mapping, or as the engine asks (``add_if_new``), stored now and then."""
     seen, model = SeenIds(), {}
-    for (event_id, fingerprint), ask_first in zip(writes, engine_style, strict=False):
-        if ask_first:
-            assert seen.add_if_new(event_id, fingerprint) == model.get(event_id)
-            model.setdefault(event_id, fingerprint)
-        else:
+    for (event_id, fingerprint), step in zip(writes, how, strict=False):
+        if step == "write":
             seen[event_id] = fingerprint
             model[event_id] = fingerprint
+            continue
+        assert seen.add_if_new(event_id, fingerprint) == model.get(event_id)
+        model.setdefault(event_id, fingerprint)
+        if step == "ask, then store":
+            HouseholdState(seen=seen).to_bytes()
     assert len(seen) == len(model)
     assert dict(seen.items()) == model
     for event_id, _ in writes:
@@ -46,6 +50,33 @@ def test_it_answers_exactly_what_a_dict_answers(
     assert seen.get(str(uuid.uuid4())) is None
     stored = HouseholdState(seen=seen).to_bytes()
     assert dict(HouseholdState.from_bytes(stored).seen.items()) == model
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.one_of(canonical_ids, odd_ids), fingerprints), max_size=20),
+       st.lists(st.booleans(), min_size=20, max_size=20))
+def test_when_a_state_is_stored_does_not_change_its_bytes(
+    asks: list[tuple[str, str]], store_after: list[bool]
+) -> None:
+    """Ids held unpacked until a store, or packed as they come: the same stored bytes."""
+    once, often = HouseholdState(), HouseholdState()
+    for (event_id, fingerprint), store in zip(asks, store_after, strict=False):
+        assert once.seen.add_if_new(event_id, fingerprint) == often.seen.add_if_new(
+            event_id, fingerprint)
+        if store:
+            often = HouseholdState.from_bytes(often.to_bytes())  # as a worker reloads it
+    assert once.to_bytes() == often.to_bytes()
+
+
+def test_a_state_without_records_holds_new_ids_unpacked_until_stored() -> None:
+    """A replay never stores its states: it pays a dict look-up per event, no packing."""
+    seen = SeenIds()
+    assert seen.add_if_new(A, "0090dfa24edecc74") is None
+    assert seen.add_if_new(A, "1111111111111111") == "0090dfa24edecc74"
+    assert seen._fresh == {A: "0090dfa24edecc74"} and not seen._records
+    assert seen.packed() is not None and seen._fresh == {} and len(seen._records) == 24
+    assert seen.add_if_new(B, "6a8c3b7a367388aa") is None  # records now: packed as it comes
+    assert seen._fresh == {} and len(seen._records) == 48 and len(seen) == 2
 
 
 def test_canonical_ids_with_codec_fingerprints_are_records_of_24_bytes() -> None:
