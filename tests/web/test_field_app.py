@@ -75,8 +75,9 @@ def wait_for_service_worker(page: Page) -> None:
     """The worker has cached the shell and controls the page (clients.claim)."""
     # Polled from here, not by wait_for_function: its polling evaluates a string in the
     # page, which the page's CSP (no 'unsafe-eval') refuses whenever it must poll.
-    # Installing fetches the nine shell files, which on a loaded two-core machine has
-    # taken longer than 15 s; a minute leaves room, and a failure says how far it got.
+    # Installing fetches the nine shell files; during a loaded full run on two cores the
+    # wait once ran past 15 s, cause unseen. A minute leaves room, and a failure says
+    # where the registration stood, which tells a failed install from a slow one.
     deadline = time.monotonic() + 60
     while not page.evaluate("navigator.serviceWorker.controller !== null"):
         assert time.monotonic() < deadline, (
