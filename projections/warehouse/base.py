@@ -13,7 +13,7 @@ at-least-once delivery may re-send any row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,8 +36,11 @@ class Warehouse(Protocol):
     def ensure_schema(self) -> None:
         """Create missing tables and views; safe to call on every start."""
 
-    def write_events(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Insert accepted events (validated envelopes with ``offset``); idempotent."""
+    def write_events(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Insert accepted events (validated envelopes with ``offset``); idempotent.
+
+        ``events`` is read once, in order: a generator may parse them on the way.
+        """
 
     def write_lifecycle(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Insert lifecycle records (DESIGN's dicts with ``seq``); idempotent."""

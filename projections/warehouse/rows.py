@@ -56,9 +56,13 @@ class RaiseInfo:
     org_unit: str | None
 
 
-def _table(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
+def _table(name: str, columns: Mapping[str, Any]) -> pa.Table:
+    """``name``'s columns picked from ``columns`` (Python lists, or Arrow arrays as they are)."""
     target = schema.arrow_schema(name)
-    arrays = [pa.array(columns[f.name], type=f.type) for f in target]
+    arrays = [
+        column if isinstance(column := columns[f.name], pa.Array) else pa.array(column, type=f.type)
+        for f in target
+    ]
     return pa.Table.from_arrays(arrays, schema=target)
 
 
@@ -141,21 +145,24 @@ def lifecycle_table(
     raises: Mapping[str, RaiseInfo],
 ) -> pa.Table:
     """The ``lifecycle`` rows; non-raise rows get their warning's attributes from ``raises``."""
-    return _table(schema.LIFECYCLE, _warning_columns(records, key_of, raises, schema.LIFECYCLE))
+    return _table(schema.LIFECYCLE, _warning_columns(records, key_of, raises))
 
 
-def transition_table(
+def warning_tables(
     records: Sequence[Mapping[str, Any]],
     key_of: Callable[[str], str],
     raises: Mapping[str, RaiseInfo],
-) -> pa.Table:
-    """The ``warning_transitions`` rows: the ``lifecycle`` columns, an assessment's risk
-    and a transfer's units."""
-    cols = _warning_columns(records, key_of, raises, schema.WARNING_TRANSITIONS)
-    for record in records:
-        for name in ("risk", "from_org_unit", "to_org_unit"):
-            cols[name].append(record.get(name))
-    return _table(schema.WARNING_TRANSITIONS, cols)
+) -> tuple[pa.Table, pa.Table]:
+    """The ``lifecycle`` rows and the ``warning_transitions`` rows of the same records.
+
+    Transitions carry the ``lifecycle`` columns plus an assessment's risk and a
+    transfer's units: the shared columns are built once for both tables.
+    """
+    cols = _warning_columns(records, key_of, raises)
+    lifecycle = _table(schema.LIFECYCLE, cols)
+    for name in ("risk", "from_org_unit", "to_org_unit"):
+        cols[name] = [record.get(name) for record in records]
+    return lifecycle, _table(schema.WARNING_TRANSITIONS, cols)
 
 
 def referral_table(
@@ -184,28 +191,35 @@ def _warning_columns(
     records: Sequence[Mapping[str, Any]],
     key_of: Callable[[str], str],
     raises: Mapping[str, RaiseInfo],
-    table: str,
-) -> dict[str, list[Any]]:
-    cols: dict[str, list[Any]] = {c.name: [] for c in schema.TABLE_COLUMNS[table]}
+) -> dict[str, Any]:
+    """The columns of ``lifecycle`` (lists, and ``at`` already an Arrow column)."""
+    cols: dict[str, Any] = {c.name: [] for c in schema.TABLE_COLUMNS[schema.LIFECYCLE]}
+    seqs, kinds, warnings = cols["seq"], cols["type"], cols["warning_id"]
+    rule_ids, households, levels = cols["rule_id"], cols["household_key"], cols["level"]
+    org_units, districts = cols["org_unit"], cols["district"]
+    handling_levels, handling_units = cols["handling_level"], cols["handling_org_unit"]
+    from_levels, to_levels = cols["from_level"], cols["to_level"]
+    instants: list[str | None] = []
     for record in records:
         kind = record["type"]
         info = raise_info(record) if kind == RAISED else raises.get(record["warning_id"])
         org_unit = info.org_unit if info else None
-        cols["seq"].append(record["seq"])
-        cols["type"].append(kind)
-        cols["warning_id"].append(record["warning_id"])
-        cols["rule_id"].append(info.rule_id if info else None)
+        seqs.append(record["seq"])
+        kinds.append(kind)
+        warnings.append(record["warning_id"])
+        rule_ids.append(info.rule_id if info else None)
         household = record.get("household_id")  # None: a district-level warning
-        cols["household_key"].append("" if household is None else key_of(household))
-        cols["level"].append(info.level if info else None)
-        cols["org_unit"].append(org_unit)
-        cols["district"].append(district_of(org_unit) if org_unit else None)
-        handling = record.get("to_level") if kind == ESCALATED else record.get("handling_level")
-        cols["handling_level"].append(handling)
-        cols["handling_org_unit"].append(record.get("handling_org_unit"))
-        cols["from_level"].append(record.get("from_level"))
-        cols["to_level"].append(record.get("to_level"))
-        cols["at"].append(parse_instant(record["at"]))
+        households.append("" if household is None else key_of(household))
+        levels.append(info.level if info else None)
+        org_units.append(org_unit)
+        districts.append(district_of(org_unit) if org_unit else None)
+        to_level = record.get("to_level")
+        handling_levels.append(to_level if kind == ESCALATED else record.get("handling_level"))
+        handling_units.append(record.get("handling_org_unit"))
+        from_levels.append(record.get("from_level"))
+        to_levels.append(to_level)
+        instants.append(record["at"])
+    cols["at"] = instant_array(instants, schema.arrow_schema(schema.LIFECYCLE).field("at").type)
     return cols
 
 

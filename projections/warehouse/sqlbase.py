@@ -9,8 +9,9 @@ enrichment, reset — lives here once, so the two cannot drift apart.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -23,13 +24,16 @@ from projections.warehouse.rows import (
     directory_table,
     event_table,
     is_referral,
-    lifecycle_table,
     raise_info,
     referral_table,
     sql_string,
-    transition_table,
+    warning_tables,
 )
 from projections.warehouse.written_keys import WrittenKeys
+
+T = TypeVar("T")
+#: Events converted to Arrow at a time within one insert (``SqlWarehouse.write_events``).
+EVENT_SLICE_ROWS = 20_000
 
 
 def arrow_to_result(table: pa.Table) -> QueryResult:
@@ -196,12 +200,24 @@ class SqlWarehouse(ABC):
         ).rows
         return {str(table): [int(n) for n in counts] for table, counts in rows}
 
-    def write_events(self, events: Sequence[Mapping[str, Any]]) -> None:
-        if not events:
+    def write_events(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """One insert of all ``events``, built into Arrow ``EVENT_SLICE_ROWS`` at a time.
+
+        Each slice's rows are dropped once converted, so a caller that yields rows
+        as it parses them (a rebuild's rounds) holds one slice of dicts, not the
+        whole insert: the insert's size no longer sets the memory. The directory
+        rows of the households go in first, as one insert.
+        """
+        tables: list[pa.Table] = []
+        keys: dict[str, str] = {}
+        for chunk in slices(events, EVENT_SLICE_ROWS):
+            chunk_keys = self._keys(e["household_id"] for e in chunk)
+            tables.append(event_table(chunk, chunk_keys))
+            keys.update(chunk_keys)
+        if not tables:
             return
-        keys = self._keys(e["household_id"] for e in events)
         self._write_directory(keys)
-        self._insert(schema.EVENTS, event_table(events, keys))
+        self._insert(schema.EVENTS, tables[0] if len(tables) == 1 else pa.concat_tables(tables))
 
     def write_lifecycle(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Warning records into ``lifecycle`` and ``warning_transitions``, referral
@@ -218,8 +234,9 @@ class SqlWarehouse(ABC):
         raises.update(self._known_raises(missing))
         households = (r.get("household_id") for r in records)
         self._write_directory(self._keys(h for h in households if h is not None))
-        self._insert(schema.LIFECYCLE, lifecycle_table(records, self._key_of, raises))
-        self._insert(schema.WARNING_TRANSITIONS, transition_table(records, self._key_of, raises))
+        lifecycle, transitions = warning_tables(records, self._key_of, raises)
+        self._insert(schema.LIFECYCLE, lifecycle)
+        self._insert(schema.WARNING_TRANSITIONS, transitions)
 
     def query(self, sql: str) -> QueryResult:
         return arrow_to_result(self._select(sql))
@@ -293,6 +310,13 @@ class SqlWarehouse(ABC):
             return {}
         result = self.query(known_raises_sql(warning_ids))
         return {row[0]: RaiseInfo(row[1], row[2], row[3]) for row in result.rows}
+
+
+def slices(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``rows`` in lists of ``size`` (the last may be shorter), taken as they come."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def known_raises_sql(warning_ids: Iterable[str]) -> str:

@@ -12,7 +12,7 @@ warehouse's idempotent writes).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ BATCH_SIZE = 5000
 #: Events per processor commit by default when nothing is projected inline
 #: (``EmbeddedRuntime.bare_batch_size``).
 BARE_BATCH_SIZE = 20_000
+#: Events read, inserted and checkpointed per round when the warehouse catches up.
+PROJECT_EVENT_ROWS = 100_000
 WAREHOUSE_DIR = "warehouse"
 PSEUDONYM_SECRET = "pseudonym-secret"
 #: Rows written in one go past which the warehouse is compacted afterwards
@@ -89,6 +91,10 @@ class EmbeddedRuntime:
         #: to fold: rounds of four batches make a quarter of the statements and parts
         #: that rounds of one did. A round's memory grows with its rows.
         self.project_rows = self.batch_size * 4
+        #: The same for events, whose rounds can be larger: ``Warehouse.write_events``
+        #: converts a round's rows a slice at a time as they are parsed, so only the
+        #: round's stored bodies and its Arrow columns grow with it.
+        self.project_event_rows = PROJECT_EVENT_ROWS if batch_size is None else batch_size * 4
         #: Input lines per publishing transaction. Every append inserts into the log's
         #: unique index of event ids, one random leaf page each: a larger transaction
         #: writes (to the WAL) and fsyncs the pages it shares once, not once per batch
@@ -169,15 +175,14 @@ class EmbeddedRuntime:
         them inline, in the same commit that processes them.
         """
         report = ProjectReport()
-        sink = WarehouseSink(self.warehouse, max_rows=self.project_rows)
         processed = self.log.checkpoint(PROCESSOR_CONSUMER)
         report.events = self._project_stream(
-            EVENTS_CONSUMER, self.log.read_events, sink.add_event, "offset", sink, progress,
-            until=processed,
+            EVENTS_CONSUMER, self.log.read_events, self.warehouse.write_events, "offset",
+            self.project_event_rows, progress, until=processed,
         )
         report.lifecycle = self._project_stream(
-            LIFECYCLE_CONSUMER, self.log.read_lifecycle, sink.add_lifecycle, "seq", sink,
-            progress, until=self.log.end_seq(),
+            LIFECYCLE_CONSUMER, self.log.read_lifecycle, self._write_lifecycle, "seq",
+            self.project_rows, progress, until=self.log.end_seq(),
         )
         if report.events or report.lifecycle:
             self._keep_erased()
@@ -185,31 +190,42 @@ class EmbeddedRuntime:
             self.warehouse.compact()  # a catch-up or rebuild leaves the tables in parts
         return report
 
+    def _write_lifecycle(self, records: Iterable[dict[str, Any]]) -> None:
+        self.warehouse.write_lifecycle(list(records))
+
     def _project_stream(
         self,
         consumer: str,
         read: Callable[[int, int], list[Any]],
-        add: Callable[[dict[str, Any]], None],
+        write: Callable[[Iterable[dict[str, Any]]], None],
         position_field: str,
-        sink: WarehouseSink,
+        rows_per_round: int,
         progress: Progress | None,
         until: int,
     ) -> int:
+        """Write and checkpoint up to ``rows_per_round`` rows at a time, up to ``until``.
+
+        A round's rows are read (``project_rows`` at a time) and parsed as
+        ``write`` takes them, so a round's size sets how many rows an insert
+        holds, not how many stored rows wait in memory. A write that raises
+        leaves the checkpoint where it was (its rows are read again next time).
+        """
         position = self.log.checkpoint(consumer)
         moved = 0
-        while position < until and (entries := read(position, self.project_rows)):
-            entries = [entry for entry in entries if entry.position <= until]
-            for entry in entries:
-                row = orjson.loads(entry.body)
-                row[position_field] = entry.position
-                add(row)
-            sink.flush()  # raises on failure: the checkpoint below is not moved
-            position = entries[-1].position
+        while position < until:
+            taken = _Taken(position)
+            write(taken.rows(read, self.project_rows, rows_per_round, until, position_field))
+            if not taken.count:
+                break
+            # An in-process engine would keep a round's freed insert buffers a few
+            # seconds more, into the next round's peak.
+            self.warehouse.release_memory()
+            position = taken.position
             with self.log.transaction():
                 self.log.set_checkpoint(consumer, position)
-            moved += len(entries)
+            moved += taken.count
             if progress:
-                progress(len(entries))
+                progress(taken.count)
         return moved
 
     def rebuild(self, progress: Progress | None = None) -> ProjectReport:
@@ -249,3 +265,37 @@ class EmbeddedRuntime:
         """Delete the whole home (used by ``jiahe demo`` on its own demo home only)."""
         self.close()
         shutil.rmtree(self.home)
+
+
+class _Taken:
+    """The rows of one projection round, read from the log as its writer takes them."""
+
+    def __init__(self, position: int) -> None:
+        #: Log position of the last row taken; rows taken so far.
+        self.position = position
+        self.count = 0
+
+    def rows(
+        self,
+        read: Callable[[int, int], list[Any]],
+        read_rows: int,
+        round_rows: int,
+        until: int,
+        position_field: str,
+    ) -> Iterator[dict[str, Any]]:
+        """Up to ``round_rows`` parsed rows after ``position`` and ≤ ``until``, with their
+        log position in ``position_field``; read ``read_rows`` at a time."""
+        after = self.position
+        while self.count < round_rows and after < until:
+            entries = read(after, min(read_rows, round_rows - self.count))
+            if not entries:
+                return
+            for entry in entries:
+                if entry.position > until:
+                    return
+                row: dict[str, Any] = orjson.loads(entry.body)
+                row[position_field] = entry.position
+                self.position = entry.position
+                self.count += 1
+                yield row
+            after = entries[-1].position

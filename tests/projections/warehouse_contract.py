@@ -26,6 +26,7 @@ from events.instants import MICROS_PER_DAY, format_instant, parse_instant, to_da
 from events.orgunits import city_of, district_of, is_within, street_of
 from privacy.pseudonym import household_key
 from projections import analytics, kpis, ledger_sql, ledgers, now, now_coverage, reference, schema
+from projections.warehouse import sqlbase
 from projections.warehouse.base import QueryResult, Warehouse
 from projections.warehouse.sqlbase import SqlWarehouse
 from tests.projections.after_alert_contract import AfterAlertContract
@@ -315,6 +316,26 @@ class WarehouseContract(AfterAlertContract):
         assert count(wh, "household_directory") == len(households)
         for name, (sql, _) in LEDGERS.items():
             assert sql(wh) == before[name] == expected(data, name), name
+
+    def test_events_given_lazily_are_read_once_in_slices_and_all_written(
+        self, wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sqlbase, "EVENT_SLICE_ROWS", 7)
+        data = make_dataset(11)
+        taken: list[int] = []
+
+        def parsed() -> Iterator[dict[str, Any]]:
+            for n, event in enumerate(data.events):
+                taken.append(n)
+                yield event
+
+        wh.write_events(parsed())
+        assert taken == list(range(len(data.events))) and len(data.events) > 7 * 3
+        assert count(wh, "events") == len(data.events)
+        households = {e["household_id"] for e in data.events}
+        assert count(wh, "household_directory") == len(households)
+        wh.write_events(iter([]))
+        assert count(wh, "events") == len(data.events)
 
     def test_no_personal_text_anywhere(self, wh: Warehouse) -> None:
         data = make_dataset(10)

@@ -268,6 +268,55 @@ def test_a_failed_warehouse_flush_aborts_the_batch_and_a_rerun_completes_it(
     assert count == runtime.log.end_position()
 
 
+def test_a_rebuild_inserts_events_in_rounds_read_a_few_rows_at_a_time(
+    runtime: EmbeddedRuntime, sample_stream: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round's insert may be large; the stored rows it holds come ``project_rows`` at a
+    time. A round whose insert fails moves no checkpoint; a later rebuild completes."""
+    runtime.publish(sample_stream.read_bytes().splitlines(), source="test")
+    runtime.process(EventTimeClock(AS_OF), project=False)
+    runtime.project_rows = 300
+    runtime.project_event_rows = 900
+    warehouse, log = runtime.warehouse, runtime.log
+    insert_sizes: list[int] = []
+    read_limits: list[int] = []
+    write_events, read_events = warehouse.write_events, log.read_events
+
+    def counted_write(rows: Any) -> None:
+        listed = list(rows)
+        if len(insert_sizes) == 1 and fail["second"]:
+            raise ConnectionError("warehouse unavailable")
+        insert_sizes.append(len(listed))
+        write_events(listed)
+
+    def counted_read(after: int, limit: int) -> Any:
+        read_limits.append(limit)
+        return read_events(after, limit)
+
+    fail = {"second": True}
+    monkeypatch.setattr(warehouse, "write_events", counted_write)
+    monkeypatch.setattr(log, "read_events", counted_read)
+    with pytest.raises(ConnectionError):
+        runtime.rebuild()
+    first_round_end = read_events(0, runtime.project_event_rows)[-1].position
+    assert runtime.log.checkpoint("warehouse.events") == first_round_end
+    assert max(read_limits) == runtime.project_rows
+
+    fail["second"] = False
+    insert_sizes.clear()
+    runtime.rebuild()
+    events = runtime.log.end_position()
+    assert events > 2 * runtime.project_event_rows
+    assert insert_sizes[:-1] == [runtime.project_event_rows] * (len(insert_sizes) - 1)
+    assert sum(insert_sizes) == events
+    assert warehouse.query("SELECT count() FROM events FINAL").rows[0][0] == events
+    monkeypatch.undo()
+    rebuilt = all_ledgers(runtime, AS_OF)
+    runtime.project_event_rows = runtime.project_rows
+    runtime.rebuild()
+    assert all_ledgers(runtime, AS_OF) == rebuilt
+
+
 def test_ledgers_built_incrementally_equal_a_rebuild_from_the_log(
     runtime: EmbeddedRuntime, sample_stream: Path
 ) -> None:
