@@ -139,21 +139,13 @@ def event_table(events: Sequence[Mapping[str, Any]], keys: Mapping[str, str]) ->
 _INSTANT_COLUMNS = frozenset({"occurred_at", "recorded_at"})
 
 
-def lifecycle_table(
-    records: Sequence[Mapping[str, Any]],
-    key_of: Callable[[str], str],
-    raises: Mapping[str, RaiseInfo],
-) -> pa.Table:
-    """The ``lifecycle`` rows; non-raise rows get their warning's attributes from ``raises``."""
-    return _table(schema.LIFECYCLE, _warning_columns(records, key_of, raises))
-
-
 def warning_tables(
     records: Sequence[Mapping[str, Any]],
     key_of: Callable[[str], str],
     raises: Mapping[str, RaiseInfo],
 ) -> tuple[pa.Table, pa.Table]:
-    """The ``lifecycle`` rows and the ``warning_transitions`` rows of the same records.
+    """The ``lifecycle`` rows and the ``warning_transitions`` rows of the same records;
+    non-raise rows get their warning's attributes from ``raises``.
 
     Transitions carry the ``lifecycle`` columns plus an assessment's risk and a
     transfer's units: the shared columns are built once for both tables.

@@ -20,7 +20,7 @@ from projections import ledgers, reference, schema, timeliness
 from projections.kpis import scope_prefix
 from projections.referrals import fold_consent
 from projections.warehouse.base import Warehouse
-from projections.warehouse.rows import lifecycle_table, raise_info
+from projections.warehouse.rows import raise_info, warning_tables
 from projections.warehouse.sqlbase import SqlWarehouse
 from tests.projections.after_alert_data import make_after_alert_dataset
 from tests.projections.datagen import PERSONAL_MARK, Dataset, make_dataset
@@ -235,4 +235,5 @@ def _v1_lifecycle(wh: SqlWarehouse, records: list[dict[str, Any]]) -> Any:
     """``lifecycle`` rows as a warehouse before ``warning_transitions`` wrote them."""
     raises = {r["warning_id"]: raise_info(r) for r in records if r["type"] == "warning.raised"}
     raises.update(wh._known_raises({r["warning_id"] for r in records} - set(raises)))
-    return lifecycle_table(records, wh.household_key, raises)
+    lifecycle, _ = warning_tables(records, wh.household_key, raises)
+    return lifecycle

@@ -280,6 +280,7 @@ def test_a_rebuild_inserts_events_in_rounds_read_a_few_rows_at_a_time(
     warehouse, log = runtime.warehouse, runtime.log
     insert_sizes: list[int] = []
     read_limits: list[int] = []
+    fail = {"second": True}
     write_events, read_events = warehouse.write_events, log.read_events
 
     def counted_write(rows: Any) -> None:
@@ -293,7 +294,6 @@ def test_a_rebuild_inserts_events_in_rounds_read_a_few_rows_at_a_time(
         read_limits.append(limit)
         return read_events(after, limit)
 
-    fail = {"second": True}
     monkeypatch.setattr(warehouse, "write_events", counted_write)
     monkeypatch.setattr(log, "read_events", counted_read)
     with pytest.raises(ConnectionError):
