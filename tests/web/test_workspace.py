@@ -324,6 +324,33 @@ def test_errors_are_shown_clearly(web_api: Api, world: dict[str, Any],
     expect(page.locator("#ledger-table tbody tr")).to_have_count(0)
 
 
+def test_a_slow_answer_to_an_earlier_ledger_choice_does_not_replace_a_later_one(
+        web_api: Api, world: dict[str, Any], open_browser: Any) -> None:
+    page = open_browser()
+    sign_in(page, web_api, "chair102")
+    held: list[Any] = []
+
+    def hold_the_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r".*/v1/ledgers/warnings.*"), hold_the_first)
+    page.click("[data-view=ledgers]")  # the view's first load: every warning of her scope
+    two_days_ago = (datetime.now(UTC) + timedelta(hours=8) - timedelta(days=2)).strftime(
+        "%Y-%m-%dT%H:%M")
+    page.fill("#ledger-as-of", two_days_ago)
+    page.click("#ledger-form button[type=submit]")
+    expect(page.locator("#ledger-table tbody tr")).to_have_count(1)
+    assert len(held) == 1
+    with page.expect_response(re.compile(r".*/v1/ledgers/warnings.*")):
+        held[0].continue_()
+    page.wait_for_timeout(500)  # the answer's handler runs after the response arrives
+    expect(page.locator("#ledger-table tbody tr")).to_have_count(1)
+    expect(page.locator("#ledger-table tbody")).to_contain_text("hh-web-102-gap")
+
+
 def test_city_admin_overview_covers_every_district(web_api: Api, world: dict[str, Any],
                                                    open_browser: Any) -> None:
     page = open_browser()

@@ -277,6 +277,7 @@
     state.scope = null;
     state.alerts.clear();
     state.ledger = null;
+    ledgerLoads++;  // a ledger still on its way belongs to the session that ended
     state.kpis = null;
     state.lastEventId = null;
     sessionStorage.removeItem(TOKEN_KEY);
@@ -909,17 +910,26 @@
 
   // -- ledgers ---------------------------------------------------------------------------
 
+  /* Loads of the ledger view, counted: only the latest one asked for is shown, so a slow
+     answer to an earlier choice (the view's first load) cannot replace a later one. */
+  let ledgerLoads = 0;
+
   async function loadLedger() {
+    const load = ++ledgerLoads;
     const name = $("ledger-name").value;
     const params = { district: $("ledger-district").value, as_of: asOfParam($("ledger-as-of").value) };
+    let ledger, error = null;
     try {
       const data = await api("GET", "/v1/ledgers/" + name + query(params));
-      state.ledger = { name, rows: data.rows };
-      $("message").hidden = true;
+      ledger = { name, rows: data.rows };
     } catch (err) {
-      state.ledger = { name, rows: [] };
-      showError(err);
+      ledger = { name, rows: [] };
+      error = err;
     }
+    if (load !== ledgerLoads) return;
+    state.ledger = ledger;
+    if (error) showError(error);
+    else $("message").hidden = true;
     renderLedger();
   }
 
